@@ -1,0 +1,58 @@
+# Every entry point a person or Jenkins uses. `make demo` and `make test` set up a fresh
+# Debian 12 machine themselves (apt packages, kernel-header links, a virtualenv).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: help host venv test test-unit test-integration test-bpf demo bench bench-capture lint clean
+
+help:
+	@echo "make demo            capture -> Redis on this machine, end to end, and show the records"
+	@echo "make test            install everything and run every test (REWIND_REQUIRE_BPF=1: no BPF skips)"
+	@echo "make bench-capture   throughput with and without capture, loss, sidecar CPU (table + JSON)"
+	@echo "make lint            ruff over the Python code"
+
+# System packages, /lib/modules links for bcc, tracefs/debugfs mounts (root).
+host:
+	@bash ci/setup-host.sh
+
+# A virtualenv with the machine's Python 3.11 that can import Debian's bcc bindings (and
+# nothing else from dist-packages): a .pth names a folder holding only a link to `bcc`.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]' ruff
+	mkdir -p $(VENV)/debian-bcc
+	ln -sfn /usr/lib/python3/dist-packages/bcc $(VENV)/debian-bcc/bcc
+	echo "$(abspath $(VENV))/debian-bcc" > $$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/debian-bcc.pth
+	touch $@
+
+venv: $(STAMP)
+
+test: host venv
+	$(PY) -m pytest tests -q $(PYTEST_ARGS)
+
+test-unit: venv
+	$(PY) -m pytest tests/unit -q $(PYTEST_ARGS)
+
+test-integration: host venv
+	$(PY) -m pytest tests/integration -q $(PYTEST_ARGS)
+
+test-bpf: host venv
+	$(PY) -m pytest tests/bpf -q $(PYTEST_ARGS)
+
+demo: host venv
+	$(PY) ci/demo.py
+
+bench: bench-capture
+
+bench-capture: host venv
+	$(PY) ci/bench_capture.py --out bench-results/capture.json
+
+lint: venv
+	$(VENV)/bin/ruff check sidecar replayer tests ci
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache bench-results
