@@ -1,0 +1,434 @@
+/* rewind capture probe (bcc). Syscall tracepoints only: this kernel family has no kprobes.
+ *
+ * It copies the bytes that the watched server processes read from and write to their accepted
+ * TCP connections, and nothing else: what a connection is and which ones to watch is decided in
+ * userspace (sidecar/targets.py seeds `listeners` and already-open `conns`); HTTP is parsed in
+ * userspace too. Every event that cannot be delivered is counted in `drops`.
+ *
+ * Configured with -D flags (see bpf/capture.h for the defaults). */
+#include <uapi/linux/ptrace.h>
+#include <linux/socket.h>
+#include <linux/uio.h>
+
+#include "capture.h"
+
+#define MSG_PEEK_FLAG 2
+
+struct conn_info {
+    __u64 start_ns;  /* accept time (ktime), or when userspace seeded it */
+    __u64 off[2];    /* bytes seen so far per direction: the stream offset of the next chunk */
+};
+
+struct accept_args {
+    __u64 addr;      /* struct sockaddr * given to accept(), may be 0 */
+    __s32 listen_fd;
+    __u32 _pad;
+};
+
+struct io_args {
+    __u64 buf;       /* plain buffer, or the struct iovec array */
+    __u64 iovcnt;    /* 0 for a plain buffer */
+    __s32 fd;
+    __u16 dir;
+    __u16 _pad;
+};
+
+/* Where the chunk emitter stands; survives the tail calls of one syscall exit. */
+struct emit_state {
+    __u64 buf;        /* user pointer to the next byte to copy */
+    __u64 buf_left;   /* bytes left in the current buffer (iovec entry) */
+    __u64 iov;        /* user pointer to the next struct iovec */
+    __u64 iov_left;   /* iovec entries not yet opened */
+    __u64 remaining;  /* bytes of the syscall still to emit */
+};
+
+/* Listening sockets whose accepted connections are captured.
+ * key: tgid << 32 | fd; value: unused. Written by userspace (seeded at start, refreshed
+ * every second as processes come and go); entries removed by userspace or on close(). */
+BPF_HASH(listeners, u64, u8, 4096);
+
+/* Connections being captured. key: tgid << 32 | fd; value: struct conn_info.
+ * Added at accept() exit (or seeded by userspace for connections open before start);
+ * removed at close() entry, or by userspace when the process is gone. */
+BPF_HASH(conns, u64, struct conn_info, MAX_CONNS);
+
+/* accept() arguments between syscall entry and exit. key: pid_tgid (thread);
+ * removed at exit. */
+BPF_HASH(accepting, u64, struct accept_args, 10240);
+
+/* read/write-family arguments between entry and exit, only for captured fds.
+ * key: pid_tgid (thread); removed at exit. */
+BPF_HASH(io_active, u64, struct io_args, 10240);
+
+/* Scratch space to build one event (too large for the 512-byte BPF stack). One per CPU. */
+BPF_PERCPU_ARRAY(scratch, struct event, 1);
+
+/* Emitter position for the syscall being emitted on this CPU. */
+BPF_PERCPU_ARRAY(emit_pos, struct emit_state, 1);
+
+/* Events dropped in the kernel, indexed by enum drop_reason. Never reset. */
+BPF_PERCPU_ARRAY(drops, u64, DROP_NR);
+
+/* The emitter, to continue a large syscall in a new program run (tail call). */
+BPF_PROG_ARRAY(emit_progs, 1);
+
+BPF_RINGBUF_OUTPUT(events, RINGBUF_PAGES);
+
+static __always_inline void count_drop(u32 reason)
+{
+    u64 *v = drops.lookup(&reason);
+    if (v)
+        (*v)++;
+}
+
+static __always_inline u64 conn_key(u32 tgid, s32 fd)
+{
+    return ((u64)tgid << 32) | (u32)fd;
+}
+
+/* ---- accept -------------------------------------------------------------------------- */
+
+static __always_inline int on_accept_enter(s32 fd, u64 addr)
+{
+    u64 id = bpf_get_current_pid_tgid();
+    u32 tgid = id >> 32;
+    if (tgid == SELF_TGID)
+        return 0;
+    u64 key = conn_key(tgid, fd);
+    if (!listeners.lookup(&key))
+        return 0;
+    struct accept_args a = {.addr = addr, .listen_fd = fd};
+    if (accepting.update(&id, &a))
+        count_drop(DROP_ARGS_MAP_FULL);
+    return 0;
+}
+
+static __always_inline int on_accept_exit(long ret)
+{
+    u64 id = bpf_get_current_pid_tgid();
+    struct accept_args *a = accepting.lookup(&id);
+    if (!a)
+        return 0;
+    struct accept_args args = *a;
+    accepting.delete(&id);
+    if (ret < 0)
+        return 0;
+
+    u32 tgid = id >> 32;
+    u64 key = conn_key(tgid, (s32)ret);
+    struct conn_info ci = {.start_ns = bpf_ktime_get_ns()};
+    if (conns.update(&key, &ci)) {
+        count_drop(DROP_CONN_MAP_FULL);
+        return 0;
+    }
+
+    u32 zero = 0;
+    struct event *ev = scratch.lookup(&zero);
+    if (!ev)
+        return 0;
+    ev->ts_ns = ci.start_ns;
+    ev->pos = 0;
+    ev->total = 0;
+    ev->aux = (u64)args.listen_fd;
+    ev->aux2 = 0;
+    ev->tgid = tgid;
+    ev->fd = (s32)ret;
+    ev->len = 0;
+    ev->kind = EV_ACCEPT;
+    ev->dir = 0;
+    ev->family = 0;
+    ev->port = 0;
+    __builtin_memset(ev->addr, 0, sizeof(ev->addr));
+    if (args.addr) {
+        /* sockaddr_in / sockaddr_in6 from user memory: family at 0, port at 2,
+         * IPv4 address at 4, IPv6 address at 8. */
+        u8 sa[24] = {};
+        if (bpf_probe_read_user(sa, sizeof(sa), (void *)args.addr) == 0) {
+            u16 family = sa[0] | (sa[1] << 8);
+            ev->family = family;
+            ev->port = (sa[2] << 8) | sa[3];
+            if (family == 2 /* AF_INET */)
+                __builtin_memcpy(ev->addr, &sa[4], 4);
+            else if (family == 10 /* AF_INET6 */)
+                __builtin_memcpy(ev->addr, &sa[8], 16);
+        }
+    }
+    if (events.ringbuf_output(ev, EVENT_HEADER_SIZE, 0))
+        count_drop(DROP_RINGBUF_FULL);
+    return 0;
+}
+
+TRACEPOINT_PROBE(syscalls, sys_enter_accept) { return on_accept_enter(args->fd, (u64)args->upeer_sockaddr); }
+TRACEPOINT_PROBE(syscalls, sys_exit_accept) { return on_accept_exit(args->ret); }
+TRACEPOINT_PROBE(syscalls, sys_enter_accept4) { return on_accept_enter(args->fd, (u64)args->upeer_sockaddr); }
+TRACEPOINT_PROBE(syscalls, sys_exit_accept4) { return on_accept_exit(args->ret); }
+
+/* ---- close --------------------------------------------------------------------------- */
+
+TRACEPOINT_PROBE(syscalls, sys_enter_close)
+{
+    u64 id = bpf_get_current_pid_tgid();
+    u32 tgid = id >> 32;
+    u64 key = conn_key(tgid, (s32)args->fd);
+    struct conn_info *c = conns.lookup(&key);
+    if (!c) {
+        listeners.delete(&key);
+        return 0;
+    }
+    u64 off0 = c->off[0], off1 = c->off[1];
+    conns.delete(&key);
+
+    u32 zero = 0;
+    struct event *ev = scratch.lookup(&zero);
+    if (!ev)
+        return 0;
+    ev->ts_ns = bpf_ktime_get_ns();
+    ev->pos = off0;     /* final request-stream offset */
+    ev->total = off1;   /* final response-stream offset */
+    ev->aux = 0;
+    ev->aux2 = 0;
+    ev->tgid = tgid;
+    ev->fd = (s32)args->fd;
+    ev->len = 0;
+    ev->kind = EV_CLOSE;
+    ev->dir = 0;
+    ev->family = 0;
+    ev->port = 0;
+    if (events.ringbuf_output(ev, EVENT_HEADER_SIZE, 0))
+        count_drop(DROP_RINGBUF_FULL);
+    return 0;
+}
+
+/* ---- data ---------------------------------------------------------------------------- */
+
+static __always_inline int on_io_enter(s32 fd, u64 buf, u64 iovcnt, u16 dir)
+{
+    u64 id = bpf_get_current_pid_tgid();
+    u64 key = conn_key(id >> 32, fd);
+    if (!conns.lookup(&key))
+        return 0;
+    struct io_args a = {.buf = buf, .iovcnt = iovcnt, .fd = fd, .dir = dir};
+    if (io_active.update(&id, &a))
+        count_drop(DROP_ARGS_MAP_FULL);
+    return 0;
+}
+
+/* recvmsg/sendmsg: the iovec array sits in a struct user_msghdr in user memory
+ * (msg_iov at offset 16, msg_iovlen at offset 24 on 64-bit). */
+static __always_inline int on_msg_enter(s32 fd, u64 msg, u16 dir)
+{
+    u64 id = bpf_get_current_pid_tgid();
+    u64 key = conn_key(id >> 32, fd);
+    if (!conns.lookup(&key))
+        return 0;
+    u64 iov[2] = {};
+    if (bpf_probe_read_user(iov, sizeof(iov), (void *)(msg + 16))) {
+        count_drop(DROP_READ_FAULT);
+        return 0;
+    }
+    struct io_args a = {.buf = iov[0], .iovcnt = iov[1], .fd = fd, .dir = dir};
+    if (io_active.update(&id, &a))
+        count_drop(DROP_ARGS_MAP_FULL);
+    return 0;
+}
+
+/* Emits up to CHUNKS_PER_RUN chunks from where emit_pos stands, then tail-calls itself while
+ * bytes remain. The event header in `scratch` was filled by on_io_exit. */
+static __always_inline int emit_run(void *ctx)
+{
+    u32 zero = 0;
+    struct emit_state *st = emit_pos.lookup(&zero);
+    struct event *ev = scratch.lookup(&zero);
+    if (!st || !ev)
+        return 0;
+
+    for (int i = 0; i < CHUNKS_PER_RUN; i++) {
+        if (st->remaining == 0)
+            return 0;
+        if (st->buf_left == 0) {
+            if (st->iov_left == 0)
+                return 0;  /* iovecs hold fewer bytes than returned: cannot happen */
+            struct iovec v = {};
+            if (bpf_probe_read_user(&v, sizeof(v), (void *)st->iov)) {
+                count_drop(DROP_READ_FAULT);
+                return 0;
+            }
+            st->iov += sizeof(v);
+            st->iov_left -= 1;
+            st->buf = (u64)v.iov_base;
+            st->buf_left = v.iov_len;
+            continue;
+        }
+        u64 n = st->buf_left < st->remaining ? st->buf_left : st->remaining;
+        u32 len = n > CHUNK_SIZE ? CHUNK_SIZE : (u32)n;
+        if (len > CHUNK_SIZE)  /* for the verifier */
+            return 0;
+        if (bpf_probe_read_user(ev->data, len, (void *)st->buf) == 0) {
+            ev->len = len;
+            if (events.ringbuf_output(ev, EVENT_HEADER_SIZE + len, 0))
+                count_drop(DROP_RINGBUF_FULL);
+        } else {
+            count_drop(DROP_READ_FAULT);
+        }
+        ev->pos += len;
+        st->buf += len;
+        st->buf_left -= len;
+        st->remaining -= len;
+    }
+    if (st->remaining) {
+        emit_progs.call(ctx, 0);
+        count_drop(DROP_TOO_LARGE);  /* tail-call budget spent: the rest is lost */
+    }
+    return 0;
+}
+
+int emit_more(void *ctx)
+{
+    return emit_run(ctx);
+}
+
+static __always_inline int on_io_exit(void *ctx, long ret)
+{
+    u64 id = bpf_get_current_pid_tgid();
+    struct io_args *a = io_active.lookup(&id);
+    if (!a)
+        return 0;
+    struct io_args args = *a;
+    io_active.delete(&id);
+    if (ret <= 0)
+        return 0;
+
+    u32 tgid = id >> 32;
+    u64 key = conn_key(tgid, args.fd);
+    struct conn_info *c = conns.lookup(&key);
+    if (!c)
+        return 0;  /* closed by another thread meanwhile */
+    u16 dir = args.dir & 1;
+    u64 start = __sync_fetch_and_add(&c->off[dir], (u64)ret);
+
+    u32 zero = 0;
+    struct event *ev = scratch.lookup(&zero);
+    struct emit_state *st = emit_pos.lookup(&zero);
+    if (!ev || !st)
+        return 0;
+    ev->ts_ns = bpf_ktime_get_ns();
+    ev->pos = start;
+    ev->total = (u64)ret;
+    ev->aux = 0;
+    ev->aux2 = 0;
+    ev->tgid = tgid;
+    ev->fd = args.fd;
+    ev->len = 0;
+    ev->kind = EV_DATA;
+    ev->dir = dir;
+    ev->family = 0;
+    ev->port = 0;
+
+    st->remaining = (u64)ret;
+    if (args.iovcnt) {
+        st->buf = 0;
+        st->buf_left = 0;
+        st->iov = args.buf;
+        st->iov_left = args.iovcnt < MAX_IOV ? args.iovcnt : MAX_IOV;
+    } else {
+        st->buf = args.buf;
+        st->buf_left = (u64)ret;
+        st->iov = 0;
+        st->iov_left = 0;
+    }
+    return emit_run(ctx);
+}
+
+TRACEPOINT_PROBE(syscalls, sys_enter_read) { return on_io_enter(args->fd, (u64)args->buf, 0, DIR_INGRESS); }
+TRACEPOINT_PROBE(syscalls, sys_exit_read) { return on_io_exit(args, args->ret); }
+TRACEPOINT_PROBE(syscalls, sys_enter_readv) { return on_io_enter(args->fd, (u64)args->vec, args->vlen, DIR_INGRESS); }
+TRACEPOINT_PROBE(syscalls, sys_exit_readv) { return on_io_exit(args, args->ret); }
+TRACEPOINT_PROBE(syscalls, sys_enter_recvfrom)
+{
+    if (args->flags & MSG_PEEK_FLAG)
+        return 0;  /* peeked bytes are read again later */
+    return on_io_enter(args->fd, (u64)args->ubuf, 0, DIR_INGRESS);
+}
+TRACEPOINT_PROBE(syscalls, sys_exit_recvfrom) { return on_io_exit(args, args->ret); }
+TRACEPOINT_PROBE(syscalls, sys_enter_recvmsg)
+{
+    if (args->flags & MSG_PEEK_FLAG)
+        return 0;
+    return on_msg_enter(args->fd, (u64)args->msg, DIR_INGRESS);
+}
+TRACEPOINT_PROBE(syscalls, sys_exit_recvmsg) { return on_io_exit(args, args->ret); }
+
+TRACEPOINT_PROBE(syscalls, sys_enter_write) { return on_io_enter(args->fd, (u64)args->buf, 0, DIR_EGRESS); }
+TRACEPOINT_PROBE(syscalls, sys_exit_write) { return on_io_exit(args, args->ret); }
+TRACEPOINT_PROBE(syscalls, sys_enter_writev) { return on_io_enter(args->fd, (u64)args->vec, args->vlen, DIR_EGRESS); }
+TRACEPOINT_PROBE(syscalls, sys_exit_writev) { return on_io_exit(args, args->ret); }
+TRACEPOINT_PROBE(syscalls, sys_enter_sendto) { return on_io_enter(args->fd, (u64)args->buff, 0, DIR_EGRESS); }
+TRACEPOINT_PROBE(syscalls, sys_exit_sendto) { return on_io_exit(args, args->ret); }
+TRACEPOINT_PROBE(syscalls, sys_enter_sendmsg) { return on_msg_enter(args->fd, (u64)args->msg, DIR_EGRESS); }
+TRACEPOINT_PROBE(syscalls, sys_exit_sendmsg) { return on_io_exit(args, args->ret); }
+
+/* ---- sendfile: bytes go from a file straight to the socket, never through user memory.
+ * Emit the count and the file; userspace reads the bytes from /proc/PID/fd/IN_FD. */
+
+struct sendfile_args {
+    __u64 offset_ptr;
+    __s32 out_fd;
+    __s32 in_fd;
+    __s64 offset;   /* value of *offset at entry, -1 when NULL (file position used) */
+};
+
+/* sendfile() arguments between entry and exit. key: pid_tgid; removed at exit. */
+BPF_HASH(sending, u64, struct sendfile_args, 10240);
+
+TRACEPOINT_PROBE(syscalls, sys_enter_sendfile64)
+{
+    u64 id = bpf_get_current_pid_tgid();
+    u64 key = conn_key(id >> 32, args->out_fd);
+    if (!conns.lookup(&key))
+        return 0;
+    struct sendfile_args a = {.offset_ptr = (u64)args->offset, .out_fd = args->out_fd,
+                              .in_fd = args->in_fd, .offset = -1};
+    if (a.offset_ptr)
+        bpf_probe_read_user(&a.offset, sizeof(a.offset), (void *)a.offset_ptr);
+    if (sending.update(&id, &a))
+        count_drop(DROP_ARGS_MAP_FULL);
+    return 0;
+}
+
+TRACEPOINT_PROBE(syscalls, sys_exit_sendfile64)
+{
+    u64 id = bpf_get_current_pid_tgid();
+    struct sendfile_args *a = sending.lookup(&id);
+    if (!a)
+        return 0;
+    struct sendfile_args s = *a;
+    sending.delete(&id);
+    long ret = args->ret;
+    if (ret <= 0)
+        return 0;
+    u32 tgid = id >> 32;
+    u64 key = conn_key(tgid, s.out_fd);
+    struct conn_info *c = conns.lookup(&key);
+    if (!c)
+        return 0;
+    u64 start = __sync_fetch_and_add(&c->off[DIR_EGRESS], (u64)ret);
+    u32 zero = 0;
+    struct event *ev = scratch.lookup(&zero);
+    if (!ev)
+        return 0;
+    ev->ts_ns = bpf_ktime_get_ns();
+    ev->pos = start;
+    ev->total = (u64)ret;
+    ev->aux = (u64)s.in_fd;
+    ev->aux2 = s.offset;
+    ev->tgid = tgid;
+    ev->fd = s.out_fd;
+    ev->len = 0;
+    ev->kind = EV_SENDFILE;
+    ev->dir = DIR_EGRESS;
+    ev->family = 0;
+    ev->port = 0;
+    if (events.ringbuf_output(ev, EVENT_HEADER_SIZE, 0))
+        count_drop(DROP_RINGBUF_FULL);
+    return 0;
+}

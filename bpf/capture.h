@@ -1,0 +1,83 @@
+/* rewind capture probe: the event layout shared by bpf/capture.bpf.c and its Python mirror
+ * (sidecar/events.py, checked against this file by tests/bpf/test_layout.py).
+ *
+ * The kernel only copies bytes; userspace understands them. One syscall's data leaves the
+ * kernel as one or more chunks, each with the offset of its first byte (pos) within the
+ * syscall's bytes and the syscall's full byte count (total), so userspace can see when a
+ * chunk is missing. */
+#ifndef REWIND_CAPTURE_H
+#define REWIND_CAPTURE_H
+
+/* Bytes of payload one event carries at most. The event is built in a per-CPU scratch map,
+ * whose values the kernel limits to 32 KiB. Power of two. */
+#ifndef CHUNK_SIZE
+#define CHUNK_SIZE 16384
+#endif
+
+/* Chunks one program run emits before it tail-calls itself to continue. */
+#ifndef CHUNKS_PER_RUN
+#define CHUNKS_PER_RUN 32
+#endif
+
+/* Connections tracked at once (the `conns` map). */
+#ifndef MAX_CONNS
+#define MAX_CONNS 65536
+#endif
+
+/* iovec entries looked at per readv/writev/recvmsg/sendmsg. */
+#ifndef MAX_IOV
+#define MAX_IOV 64
+#endif
+
+/* Ring buffer size in 4 KiB pages (power of two). */
+#ifndef RINGBUF_PAGES
+#define RINGBUF_PAGES 16384
+#endif
+
+/* tgid of the sidecar itself: never traced. */
+#ifndef SELF_TGID
+#define SELF_TGID 0
+#endif
+
+enum event_kind {
+    EV_ACCEPT = 1,   /* fd = new connection, aux = listening fd, peer address filled */
+    EV_DATA = 2,     /* a chunk of one syscall's bytes */
+    EV_CLOSE = 3,    /* fd closed */
+    EV_SENDFILE = 4, /* total bytes sent from file aux (offset aux2, -1 = file position) */
+};
+
+enum direction {
+    DIR_INGRESS = 0, /* read by the server: request bytes */
+    DIR_EGRESS = 1,  /* written by the server: response bytes */
+};
+
+enum drop_reason { /* index of the `drops` map; names in sidecar/metrics.py */
+    DROP_RINGBUF_FULL = 0,
+    DROP_CONN_MAP_FULL = 1,
+    DROP_ARGS_MAP_FULL = 2,
+    DROP_READ_FAULT = 3,
+    DROP_TOO_LARGE = 4,
+    DROP_NR = 5,
+};
+
+struct event {
+    __u64 ts_ns;      /* bpf_ktime_get_ns() at syscall exit (same for every chunk of a call) */
+    __u64 pos;        /* offset of data[0] within the syscall's bytes */
+    __u64 total;      /* bytes the syscall moved (its return value) */
+    __u64 aux;        /* EV_ACCEPT: listening fd; EV_SENDFILE: in_fd */
+    __s64 aux2;       /* EV_SENDFILE: file offset or -1 */
+    __u32 tgid;
+    __s32 fd;
+    __u32 len;        /* payload bytes in data */
+    __u16 kind;       /* enum event_kind */
+    __u16 dir;        /* enum direction */
+    __u16 family;     /* EV_ACCEPT: AF_INET / AF_INET6, 0 when accept() got no address */
+    __u16 port;       /* EV_ACCEPT: peer port, host order */
+    __u8 addr[16];    /* EV_ACCEPT: peer address (4 bytes for AF_INET) */
+    __u32 _pad;
+    __u8 data[CHUNK_SIZE];
+};
+
+#define EVENT_HEADER_SIZE (sizeof(struct event) - CHUNK_SIZE)
+
+#endif

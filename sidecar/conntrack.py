@@ -1,0 +1,226 @@
+"""Connection tracking: kernel events -> per-connection byte streams -> records.
+
+A connection is (tgid, fd), from accept (or seeding) to close. Each direction's bytes carry their
+stream offset, so a chunk the kernel could not deliver shows up as a gap, which the parser is
+told about (``lost``) instead of being fed the wrong bytes. Idle connection state expires.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import structlog
+
+from sidecar.events import Direction, Event, Kind, peer
+from sidecar.httpstream import Exchange, HttpConnectionParser
+from sidecar.metrics import CaptureMetrics
+from sidecar.record import Record
+
+_DIR_NAME = ("request", "response")
+
+
+class Clock:
+    """Turns kernel monotonic timestamps into wall-clock ns; the offset is refreshed by
+    ``sync()`` (the capture loop calls it every second)."""
+
+    def __init__(self, wall=time.time_ns, mono=time.monotonic_ns) -> None:
+        self._wall, self._mono = wall, mono
+        self.sync()
+
+    def sync(self) -> None:
+        self.offset = self._wall() - self._mono()
+
+    def mono(self) -> int:
+        return self._mono()
+
+    def to_wall(self, mono_ns: int) -> int:
+        return mono_ns + self.offset
+
+
+@dataclass(slots=True)
+class _Conn:
+    id: str
+    peer: str
+    parser: HttpConnectionParser
+    expected: list[int]  # next stream offset per direction
+    last_ns: int  # monotonic time of the last event
+    seq: int = 0
+
+
+class ConnectionTracker:
+    """Consumes decoded events; calls ``emit(record)`` for each finished request."""
+
+    def __init__(
+        self,
+        *,
+        emit: Callable[[Record], None],
+        metrics: CaptureMetrics,
+        node: str,
+        max_body: int,
+        max_header_bytes: int = 65536,
+        idle_timeout_s: float = 300.0,
+        clock: Clock | None = None,
+        read_sendfile: Callable[[Event], bytes | None] | None = None,
+        find_peer: Callable[[int, int], str] | None = None,
+        tls: bool = False,
+        log=None,
+    ) -> None:
+        self._emit = emit
+        self._m = metrics
+        self._node = node
+        self._max_body = max_body
+        self._max_header = max_header_bytes
+        self._idle_ns = int(idle_timeout_s * 1e9)
+        self.clock = clock or Clock()
+        self._read_sendfile = read_sendfile or (lambda ev: None)
+        self._find_peer = find_peer or (lambda tgid, fd: "")
+        self._tls = tls
+        self._log = log or structlog.get_logger("rewind.capture")
+        self._conns: dict[tuple[int, int], _Conn] = {}
+
+    def __len__(self) -> int:
+        return len(self._conns)
+
+    # -- events ------------------------------------------------------------------------
+    def on_event(self, ev: Event) -> None:
+        kind = ev.kind
+        if kind == Kind.DATA:
+            self._on_data(ev, ev.data)
+        elif kind == Kind.ACCEPT:
+            key = (ev.tgid, ev.fd)
+            if key in self._conns:  # its close was lost: finish the old one first
+                self._finish(key, ev.ts_ns)
+            client = peer(ev.family, ev.addr, ev.port) or self._find_peer(ev.tgid, ev.fd)
+            self._open(key, client, ev.ts_ns, "accepted")
+        elif kind == Kind.CLOSE:
+            conn = self._conns.get((ev.tgid, ev.fd))
+            if conn is not None:
+                # bytes counted by the kernel but never delivered, at the end of a stream
+                for d, final in ((0, ev.pos), (1, ev.total)):
+                    if 0 <= conn.expected[d] < final:
+                        self._lost(conn, d, final - conn.expected[d], ev.ts_ns)
+                self._finish((ev.tgid, ev.fd), ev.ts_ns)
+        elif kind == Kind.SENDFILE:
+            data = self._read_sendfile(ev)
+            if data is None or len(data) != ev.total:
+                conn = self._get(ev)
+                if conn.expected[1] < 0:
+                    conn.expected[1] = ev.pos
+                self._lost(conn, 1, ev.pos + ev.total - conn.expected[1], ev.ts_ns)
+                self._m.incomplete.labels("sendfile_unreadable").inc()
+            else:
+                self._on_data(ev, data)
+
+    def _on_data(self, ev: Event, data: bytes) -> None:
+        conn = self._get(ev)
+        d = ev.dir
+        if conn.expected[d] < 0:  # first bytes of a resumed connection in this direction
+            conn.expected[d] = ev.pos
+        gap = ev.pos - conn.expected[d]
+        if gap > 0:
+            self._lost(conn, d, gap, ev.ts_ns)
+        elif gap < 0:  # overlap: cannot happen with one writer per direction; keep the new part
+            data = data[-gap:]
+        conn.expected[d] += len(data)
+        conn.last_ns = ev.ts_ns
+        if not data:
+            return
+        self._m.bytes.labels(_DIR_NAME[d]).inc(len(data))
+        if d == Direction.INGRESS:
+            conn.parser.feed_request(data, ev.ts_ns)
+        else:
+            for ex in conn.parser.feed_response(data, ev.ts_ns):
+                self._publish(conn, ex)
+
+    def _lost(self, conn: _Conn, d: int, nbytes: int, ts_ns: int) -> None:
+        self._m.lost_bytes.inc(nbytes)
+        self._log.warning("capture.lost_bytes", conn=conn.id, direction=_DIR_NAME[d], bytes=nbytes)
+        conn.parser.lost(_DIR_NAME[d], nbytes, ts_ns)
+        conn.expected[d] += nbytes
+
+    # -- connection life ---------------------------------------------------------------
+    def seed(self, tgid: int, fd: int, client: str, start_mono_ns: int) -> None:
+        """A connection that was open before capture started (parsed from its next bytes)."""
+        if (tgid, fd) not in self._conns:
+            self._open((tgid, fd), client, start_mono_ns, "seeded")
+
+    def _get(self, ev: Event) -> _Conn:
+        conn = self._conns.get((ev.tgid, ev.fd))
+        if conn is None:  # state expired (or seeded after its first bytes): start again
+            conn = self._open((ev.tgid, ev.fd), self._find_peer(ev.tgid, ev.fd), ev.ts_ns, "resumed")
+            conn.expected = [-1, -1]  # offsets unknown until each direction's next bytes
+        return conn
+
+    def _open(self, key: tuple[int, int], client: str, mono_ns: int, how: str) -> _Conn:
+        tgid, fd = key
+        conn = _Conn(
+            id=f"{self._node}:{tgid}:{fd}:{self.clock.to_wall(mono_ns)}",
+            peer=client,
+            parser=HttpConnectionParser(
+                max_body=self._max_body, max_header_bytes=self._max_header, metrics=self._m,
+                log=self._log,
+            ),
+            expected=[0, 0],
+            last_ns=mono_ns,
+        )
+        self._conns[key] = conn
+        self._m.connections_opened.labels(how).inc()
+        self._m.connections.set(len(self._conns))
+        return conn
+
+    def _finish(self, key: tuple[int, int], ts_ns: int) -> None:
+        conn = self._conns.pop(key, None)
+        if conn is None:
+            return
+        for ex in conn.parser.close(ts_ns):
+            self._publish(conn, ex)
+        self._m.connections.set(len(self._conns))
+
+    def expire(self, now_mono_ns: int | None = None) -> list[tuple[int, int]]:
+        """Drop state of connections idle for longer than the idle timeout; returns their keys."""
+        now = self.clock.mono() if now_mono_ns is None else now_mono_ns
+        idle = [k for k, c in self._conns.items() if now - c.last_ns > self._idle_ns]
+        for key in idle:
+            self._finish(key, now)
+            self._m.connections_expired.inc()
+        return idle
+
+    def forget_processes(self, alive: Callable[[int], bool]) -> list[tuple[int, int]]:
+        """Finish connections of processes that exited (their close() is never seen)."""
+        gone = [k for k in self._conns if not alive(k[0])]
+        for key in gone:
+            self._finish(key, self.clock.mono())
+        return gone
+
+    def flush(self) -> None:
+        """Finish every connection (shutdown): pending requests are published unanswered."""
+        for key in list(self._conns):
+            self._finish(key, self.clock.mono())
+
+    # -- records -----------------------------------------------------------------------
+    def _publish(self, conn: _Conn, ex: Exchange) -> None:
+        rec = Record(
+            ts_ns=self.clock.to_wall(ex.req_start_ns),
+            conn=conn.id,
+            seq=conn.seq,
+            client=conn.peer,
+            method=ex.method,
+            target=ex.target,
+            version=ex.version,
+            headers=ex.headers,
+            body=ex.body,
+            body_len=ex.body_len,
+            truncated=ex.truncated,
+            status=ex.status,
+            resp_headers=ex.resp_headers,
+            resp_body=ex.resp_body,
+            resp_body_len=ex.resp_body_len,
+            resp_truncated=ex.resp_truncated,
+            latency_us=max(0, ex.resp_end_ns - ex.req_end_ns) // 1000 if ex.status else 0,
+            tls=self._tls,
+        )
+        conn.seq += 1
+        self._m.requests.inc()
+        self._emit(rec)

@@ -1,0 +1,152 @@
+"""The kernel probe: compiles bpf/capture.bpf.c with bcc, attaches it, and reads its ring
+buffer. The only module that imports bcc, so everything else is testable without root."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from sidecar.events import CHUNK_SIZE, HEADER_SIZE
+from sidecar.metrics import KERNEL_DROP_REASONS
+
+DEFAULT_BPF_DIR = Path(__file__).resolve().parent.parent / "bpf"
+SOURCE_NAME = "capture.bpf.c"
+
+
+class ProbeError(RuntimeError):
+    """The probe could not be compiled or attached; the message says what to check."""
+
+
+def bpf_dir() -> Path:
+    """Where capture.bpf.c lives: $REWIND_BPF_DIR, else the repository's bpf/ folder."""
+    return Path(os.environ.get("REWIND_BPF_DIR") or DEFAULT_BPF_DIR)
+
+
+def cflags(*, self_tgid: int, max_conns: int, ringbuf_pages: int) -> list[str]:
+    if ringbuf_pages <= 0 or ringbuf_pages & (ringbuf_pages - 1):
+        raise ValueError(f"ring buffer pages must be a power of two, got {ringbuf_pages}")
+    return [
+        f"-I{bpf_dir()}",
+        f"-DSELF_TGID={self_tgid}",
+        f"-DMAX_CONNS={max_conns}",
+        f"-DRINGBUF_PAGES={ringbuf_pages}",
+        f"-DCHUNK_SIZE={CHUNK_SIZE}",
+    ]
+
+
+class Probe:
+    """A loaded, attached capture program. ``handler`` gets each ring-buffer record as bytes."""
+
+    def __init__(
+        self,
+        handler: Callable[[bytes], None],
+        *,
+        self_tgid: int | None = None,
+        max_conns: int = 65536,
+        ringbuf_pages: int = 16384,
+    ) -> None:
+        self._flags = cflags(
+            self_tgid=os.getpid() if self_tgid is None else self_tgid,
+            max_conns=max_conns,
+            ringbuf_pages=ringbuf_pages,
+        )
+        self._handler = handler
+        self._bpf = None
+
+    @property
+    def source_path(self) -> Path:
+        return bpf_dir() / SOURCE_NAME
+
+    def load(self) -> None:
+        """Compile and attach; raises ProbeError with a hint when the kernel says no."""
+        try:
+            from bcc import BPF  # noqa: PLC0415  (only here: the rest runs without bcc)
+        except ImportError as exc:
+            raise ProbeError(
+                "bcc's Python bindings are not importable: install python3-bpfcc and run "
+                "`make venv` (the venv links Debian's bcc package)"
+            ) from exc
+        if os.geteuid() != 0:
+            raise ProbeError("loading the probe needs root (or CAP_BPF + CAP_PERFMON)")
+        if not self.source_path.exists():
+            raise ProbeError(f"BPF source not found: {self.source_path} (set REWIND_BPF_DIR)")
+        try:
+            self._bpf = BPF(src_file=str(self.source_path).encode(), cflags=self._flags)
+            emit = self._bpf.load_func(b"emit_more", BPF.TRACEPOINT)
+            self._bpf[b"emit_progs"][ctypes.c_int(0)] = ctypes.c_int(emit.fd)
+            self._bpf[b"events"].open_ring_buffer(self._on_raw)
+        except Exception as exc:  # bcc raises bare Exception for compile/attach failures
+            raise ProbeError(
+                f"could not load the capture probe: {exc}. Check that kernel headers are "
+                f"linked under /lib/modules/{os.uname().release}/build (make host), that "
+                "tracefs is mounted, and that the process has CAP_BPF and CAP_PERFMON"
+            ) from exc
+        self._listeners = self._bpf[b"listeners"]
+        self._conns = self._bpf[b"conns"]
+        self._drops = self._bpf[b"drops"]
+
+    def _on_raw(self, _ctx, data, size) -> None:
+        if size >= HEADER_SIZE:
+            self._handler(ctypes.string_at(data, size))
+
+    def poll(self, timeout_ms: int) -> None:
+        """Deliver what the ring buffer holds to the handler, waiting up to timeout_ms."""
+        self._bpf.ring_buffer_poll(timeout_ms)
+
+    # -- maps --------------------------------------------------------------------------
+    def set_listeners(self, keys: Iterable[tuple[int, int]]) -> None:
+        """Make the listeners map hold exactly these (tgid, fd)."""
+        want = {_key(t, f) for t, f in keys}
+        have = {k.value for k in self._listeners.keys()}
+        one = ctypes.c_uint8(1)
+        for k in want - have:
+            self._listeners[ctypes.c_uint64(k)] = one
+        for k in have - want:
+            try:
+                del self._listeners[ctypes.c_uint64(k)]
+            except KeyError:
+                pass
+
+    def seed_conn(self, tgid: int, fd: int, start_ns: int) -> bool:
+        """Start capturing an already-open connection; False when it is tracked already."""
+        key = ctypes.c_uint64(_key(tgid, fd))
+        if key in self._conns:
+            return False
+        leaf = self._conns.Leaf()
+        leaf.start_ns = start_ns
+        self._conns[key] = leaf
+        return True
+
+    def forget_conn(self, tgid: int, fd: int) -> None:
+        try:
+            del self._conns[ctypes.c_uint64(_key(tgid, fd))]
+        except KeyError:
+            pass
+
+    def conn_keys(self) -> list[tuple[int, int]]:
+        return [(k.value >> 32, k.value & 0xFFFFFFFF) for k in self._conns.keys()]
+
+    def drop_counts(self) -> dict[str, int]:
+        """Kernel drop counters, summed over CPUs, by reason."""
+        out = {}
+        for i, reason in enumerate(KERNEL_DROP_REASONS):
+            out[reason] = sum(self._drops[ctypes.c_int(i)])
+        return out
+
+    def event_size(self) -> int:
+        """sizeof(struct event) as compiled (for the layout test)."""
+        return ctypes.sizeof(self._bpf[b"scratch"].Leaf)
+
+    def compiled_source(self) -> str:
+        return f"/* cflags: {' '.join(self._flags)} */\n" + self.source_path.read_text()
+
+    def close(self) -> None:
+        if self._bpf is not None:
+            self._bpf.cleanup()
+            self._bpf = None
+
+
+def _key(tgid: int, fd: int) -> int:
+    return (tgid << 32) | (fd & 0xFFFFFFFF)
