@@ -137,7 +137,7 @@ class Probe:
 
     def event_size(self) -> int:
         """sizeof(struct event) as compiled (for the layout test)."""
-        return ctypes.sizeof(self._bpf[b"scratch"].Leaf)
+        return ctypes.sizeof(self._bpf[b"scratch"].sLeaf)
 
     def compiled_source(self) -> str:
         return f"/* cflags: {' '.join(self._flags)} */\n" + self.source_path.read_text()

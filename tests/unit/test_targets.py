@@ -1,0 +1,76 @@
+"""Finding listening sockets and open connections of a port through the real /proc."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+
+from sidecar.targets import TargetFinder, _parse_addr
+
+
+def test_finds_own_listener_and_accepted_connection_but_not_self_when_excluded():
+    """A listening socket and an accepted connection of this process are found by port, with
+    the peer address; the process is skipped when it is the sidecar itself."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen()
+    port = srv.getsockname()[1]
+    cli = socket.create_connection(("127.0.0.1", port))
+    conn, _ = srv.accept()
+    try:
+        found = TargetFinder(port, pids={os.getpid()}, self_pid=-1).scan()
+        assert found.listeners == {(os.getpid(), srv.fileno())}
+        assert found.conns == {(os.getpid(), conn.fileno()): f"127.0.0.1:{cli.getsockname()[1]}"}
+        assert TargetFinder(port, pids={os.getpid()}).scan().listeners == set()
+        other = TargetFinder(port + 1 if port < 65535 else port - 1, pids={os.getpid()}, self_pid=-1)
+        assert other.scan().listeners == set()
+    finally:
+        for s in (cli, conn, srv):
+            s.close()
+
+
+def test_ipv6_listener_found():
+    """A listener on ::1 is found through /proc/net/tcp6."""
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6")
+    srv = socket.socket(socket.AF_INET6)
+    try:
+        srv.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no ::1 here")
+    srv.listen()
+    try:
+        found = TargetFinder(srv.getsockname()[1], pids={os.getpid()}, self_pid=-1).scan()
+        assert found.listeners == {(os.getpid(), srv.fileno())}
+    finally:
+        srv.close()
+
+
+def test_cgroup_filter_matches_own_cgroup_only():
+    """--cgroup keeps processes in that cgroup (or below) and nothing else."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen()
+    port = srv.getsockname()[1]
+    mine = open("/proc/self/cgroup").read().splitlines()[-1].split(":", 2)[-1]
+    try:
+        assert TargetFinder(port, cgroup=mine, self_pid=-1).scan().listeners
+        assert not TargetFinder(port, cgroup="/no/such/cgroup", self_pid=-1).scan().listeners
+    finally:
+        srv.close()
+
+
+def test_proc_net_address_parsing():
+    """Addresses in /proc/net/tcp{,6} are host-order words: decoded to the right ip and port."""
+    ip, port = _parse_addr("0100007F:1F90", v6=False)
+    assert (str(ip), port) == ("127.0.0.1", 8080)
+    ip, port = _parse_addr("00000000000000000000000001000000:0050", v6=True)
+    assert (str(ip), port) == ("::1", 80)
+
+
+def test_bad_port_rejected():
+    """A port outside 1..65535 is refused with a message naming the flag."""
+    with pytest.raises(ValueError, match="--port"):
+        TargetFinder(0)
