@@ -29,8 +29,9 @@ struct io_args {
     __u64 buf;       /* plain buffer, or the struct iovec array */
     __u64 iovcnt;    /* 0 for a plain buffer */
     __s32 fd;
+    __s32 nr;        /* syscall number: the exit must be of the same syscall */
     __u16 dir;
-    __u16 _pad;
+    __u16 _pad[3];
 };
 
 /* Where the chunk emitter stands; survives the tail calls of one syscall exit. */
@@ -57,7 +58,8 @@ BPF_HASH(conns, u64, struct conn_info, MAX_CONNS);
 BPF_HASH(accepting, u64, struct accept_args, 10240);
 
 /* read/write-family arguments between entry and exit, only for captured fds.
- * key: pid_tgid (thread); removed at exit. */
+ * key: pid_tgid (thread); removed at exit. Userspace also adds entries for threads that were
+ * already blocked in a read of a seeded connection when capture started. */
 BPF_HASH(io_active, u64, struct io_args, 10240);
 
 /* Scratch space to build one event (too large for the 512-byte BPF stack). One per CPU. */
@@ -201,13 +203,13 @@ TRACEPOINT_PROBE(syscalls, sys_enter_close)
 
 /* ---- data ---------------------------------------------------------------------------- */
 
-static __always_inline int on_io_enter(s32 fd, u64 buf, u64 iovcnt, u16 dir)
+static __always_inline int on_io_enter(s32 nr, s32 fd, u64 buf, u64 iovcnt, u16 dir)
 {
     u64 id = bpf_get_current_pid_tgid();
     u64 key = conn_key(id >> 32, fd);
     if (!conns.lookup(&key))
         return 0;
-    struct io_args a = {.buf = buf, .iovcnt = iovcnt, .fd = fd, .dir = dir};
+    struct io_args a = {.buf = buf, .iovcnt = iovcnt, .fd = fd, .nr = nr, .dir = dir};
     if (io_active.update(&id, &a))
         count_drop(DROP_ARGS_MAP_FULL);
     return 0;
@@ -215,7 +217,7 @@ static __always_inline int on_io_enter(s32 fd, u64 buf, u64 iovcnt, u16 dir)
 
 /* recvmsg/sendmsg: the iovec array sits in a struct user_msghdr in user memory
  * (msg_iov at offset 16, msg_iovlen at offset 24 on 64-bit). */
-static __always_inline int on_msg_enter(s32 fd, u64 msg, u16 dir)
+static __always_inline int on_msg_enter(s32 nr, s32 fd, u64 msg, u16 dir)
 {
     u64 id = bpf_get_current_pid_tgid();
     u64 key = conn_key(id >> 32, fd);
@@ -226,7 +228,7 @@ static __always_inline int on_msg_enter(s32 fd, u64 msg, u16 dir)
         count_drop(DROP_READ_FAULT);
         return 0;
     }
-    struct io_args a = {.buf = iov[0], .iovcnt = iov[1], .fd = fd, .dir = dir};
+    struct io_args a = {.buf = iov[0], .iovcnt = iov[1], .fd = fd, .nr = nr, .dir = dir};
     if (io_active.update(&id, &a))
         count_drop(DROP_ARGS_MAP_FULL);
     return 0;
@@ -287,7 +289,7 @@ int emit_more(void *ctx)
     return emit_run(ctx);
 }
 
-static __always_inline int on_io_exit(void *ctx, long ret)
+static __always_inline int on_io_exit(void *ctx, s32 nr, long ret)
 {
     u64 id = bpf_get_current_pid_tgid();
     struct io_args *a = io_active.lookup(&id);
@@ -295,7 +297,7 @@ static __always_inline int on_io_exit(void *ctx, long ret)
         return 0;
     struct io_args args = *a;
     io_active.delete(&id);
-    if (ret <= 0)
+    if (ret <= 0 || args.nr != nr)
         return 0;
 
     u32 tgid = id >> 32;
@@ -339,33 +341,33 @@ static __always_inline int on_io_exit(void *ctx, long ret)
     return emit_run(ctx);
 }
 
-TRACEPOINT_PROBE(syscalls, sys_enter_read) { return on_io_enter(args->fd, (u64)args->buf, 0, DIR_INGRESS); }
-TRACEPOINT_PROBE(syscalls, sys_exit_read) { return on_io_exit(args, args->ret); }
-TRACEPOINT_PROBE(syscalls, sys_enter_readv) { return on_io_enter(args->fd, (u64)args->vec, args->vlen, DIR_INGRESS); }
-TRACEPOINT_PROBE(syscalls, sys_exit_readv) { return on_io_exit(args, args->ret); }
+TRACEPOINT_PROBE(syscalls, sys_enter_read) { return on_io_enter(args->__syscall_nr, args->fd, (u64)args->buf, 0, DIR_INGRESS); }
+TRACEPOINT_PROBE(syscalls, sys_exit_read) { return on_io_exit(args, args->__syscall_nr, args->ret); }
+TRACEPOINT_PROBE(syscalls, sys_enter_readv) { return on_io_enter(args->__syscall_nr, args->fd, (u64)args->vec, args->vlen, DIR_INGRESS); }
+TRACEPOINT_PROBE(syscalls, sys_exit_readv) { return on_io_exit(args, args->__syscall_nr, args->ret); }
 TRACEPOINT_PROBE(syscalls, sys_enter_recvfrom)
 {
     if (args->flags & MSG_PEEK_FLAG)
         return 0;  /* peeked bytes are read again later */
-    return on_io_enter(args->fd, (u64)args->ubuf, 0, DIR_INGRESS);
+    return on_io_enter(args->__syscall_nr, args->fd, (u64)args->ubuf, 0, DIR_INGRESS);
 }
-TRACEPOINT_PROBE(syscalls, sys_exit_recvfrom) { return on_io_exit(args, args->ret); }
+TRACEPOINT_PROBE(syscalls, sys_exit_recvfrom) { return on_io_exit(args, args->__syscall_nr, args->ret); }
 TRACEPOINT_PROBE(syscalls, sys_enter_recvmsg)
 {
     if (args->flags & MSG_PEEK_FLAG)
         return 0;
-    return on_msg_enter(args->fd, (u64)args->msg, DIR_INGRESS);
+    return on_msg_enter(args->__syscall_nr, args->fd, (u64)args->msg, DIR_INGRESS);
 }
-TRACEPOINT_PROBE(syscalls, sys_exit_recvmsg) { return on_io_exit(args, args->ret); }
+TRACEPOINT_PROBE(syscalls, sys_exit_recvmsg) { return on_io_exit(args, args->__syscall_nr, args->ret); }
 
-TRACEPOINT_PROBE(syscalls, sys_enter_write) { return on_io_enter(args->fd, (u64)args->buf, 0, DIR_EGRESS); }
-TRACEPOINT_PROBE(syscalls, sys_exit_write) { return on_io_exit(args, args->ret); }
-TRACEPOINT_PROBE(syscalls, sys_enter_writev) { return on_io_enter(args->fd, (u64)args->vec, args->vlen, DIR_EGRESS); }
-TRACEPOINT_PROBE(syscalls, sys_exit_writev) { return on_io_exit(args, args->ret); }
-TRACEPOINT_PROBE(syscalls, sys_enter_sendto) { return on_io_enter(args->fd, (u64)args->buff, 0, DIR_EGRESS); }
-TRACEPOINT_PROBE(syscalls, sys_exit_sendto) { return on_io_exit(args, args->ret); }
-TRACEPOINT_PROBE(syscalls, sys_enter_sendmsg) { return on_msg_enter(args->fd, (u64)args->msg, DIR_EGRESS); }
-TRACEPOINT_PROBE(syscalls, sys_exit_sendmsg) { return on_io_exit(args, args->ret); }
+TRACEPOINT_PROBE(syscalls, sys_enter_write) { return on_io_enter(args->__syscall_nr, args->fd, (u64)args->buf, 0, DIR_EGRESS); }
+TRACEPOINT_PROBE(syscalls, sys_exit_write) { return on_io_exit(args, args->__syscall_nr, args->ret); }
+TRACEPOINT_PROBE(syscalls, sys_enter_writev) { return on_io_enter(args->__syscall_nr, args->fd, (u64)args->vec, args->vlen, DIR_EGRESS); }
+TRACEPOINT_PROBE(syscalls, sys_exit_writev) { return on_io_exit(args, args->__syscall_nr, args->ret); }
+TRACEPOINT_PROBE(syscalls, sys_enter_sendto) { return on_io_enter(args->__syscall_nr, args->fd, (u64)args->buff, 0, DIR_EGRESS); }
+TRACEPOINT_PROBE(syscalls, sys_exit_sendto) { return on_io_exit(args, args->__syscall_nr, args->ret); }
+TRACEPOINT_PROBE(syscalls, sys_enter_sendmsg) { return on_msg_enter(args->__syscall_nr, args->fd, (u64)args->msg, DIR_EGRESS); }
+TRACEPOINT_PROBE(syscalls, sys_exit_sendmsg) { return on_io_exit(args, args->__syscall_nr, args->ret); }
 
 /* ---- sendfile: bytes go from a file straight to the socket, never through user memory.
  * Emit the count and the file; userspace reads the bytes from /proc/PID/fd/IN_FD. */

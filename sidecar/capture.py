@@ -135,9 +135,14 @@ class Capture:
         tgids = found.tgids
         new = tgids - self._known_tgids
         now = self.tracker.clock.mono()
+        seeded: dict[int, set[int]] = {}
         for (tgid, fd), client in found.conns.items():
             if tgid in new and self.probe.seed_conn(tgid, fd, now):
                 self.tracker.seed(tgid, fd, client, now)
+                seeded.setdefault(tgid, set()).add(fd)
+        for tgid, fds in seeded.items():
+            for r in self._procfs.blocked_reads(tgid, fds):
+                self.probe.stash_read(tgid, r.tid, r.nr, r.fd, r.buf, r.iovcnt)
         if new and self._known_tgids:
             self._log.info("capture.new_processes", pids=sorted(new))
         self._known_tgids = tgids

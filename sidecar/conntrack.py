@@ -47,6 +47,9 @@ class _Conn:
     expected: list[int]  # next stream offset per direction
     last_ns: int  # monotonic time of the last event
     seq: int = 0
+    # False for connections picked up mid-life (seeded at start, or resumed after expiry) until
+    # their first request bytes: a response to a request we never saw is skipped, not an error
+    synced: bool = True
 
 
 class ConnectionTracker:
@@ -129,7 +132,10 @@ class ConnectionTracker:
             return
         self._m.bytes.labels(_DIR_NAME[d]).inc(len(data))
         if d == Direction.INGRESS:
+            conn.synced = True
             conn.parser.feed_request(data, ev.ts_ns)
+        elif not conn.synced:
+            self._m.incomplete.labels("mid_connection").inc()
         else:
             for ex in conn.parser.feed_response(data, ev.ts_ns):
                 self._publish(conn, ex)
@@ -144,13 +150,14 @@ class ConnectionTracker:
     def seed(self, tgid: int, fd: int, client: str, start_mono_ns: int) -> None:
         """A connection that was open before capture started (parsed from its next bytes)."""
         if (tgid, fd) not in self._conns:
-            self._open((tgid, fd), client, start_mono_ns, "seeded")
+            self._open((tgid, fd), client, start_mono_ns, "seeded").synced = False
 
     def _get(self, ev: Event) -> _Conn:
         conn = self._conns.get((ev.tgid, ev.fd))
         if conn is None:  # state expired (or seeded after its first bytes): start again
             conn = self._open((ev.tgid, ev.fd), self._find_peer(ev.tgid, ev.fd), ev.ts_ns, "resumed")
             conn.expected = [-1, -1]  # offsets unknown until each direction's next bytes
+            conn.synced = False
         return conn
 
     def _open(self, key: tuple[int, int], client: str, mono_ns: int, how: str) -> _Conn:

@@ -86,6 +86,7 @@ class Probe:
         self._listeners = self._bpf[b"listeners"]
         self._conns = self._bpf[b"conns"]
         self._drops = self._bpf[b"drops"]
+        self._io_active = self._bpf[b"io_active"]
 
     def _on_raw(self, _ctx, data, size) -> None:
         if size >= HEADER_SIZE:
@@ -118,6 +119,13 @@ class Probe:
         leaf.start_ns = start_ns
         self._conns[key] = leaf
         return True
+
+    def stash_read(self, tgid: int, tid: int, nr: int, fd: int, buf: int, iovcnt: int) -> None:
+        """Give the probe the arguments of a read that was already blocked when capture began
+        (see ProcFS.blocked_reads): its exit then emits the bytes as usual."""
+        leaf = self._io_active.Leaf()
+        leaf.buf, leaf.iovcnt, leaf.fd, leaf.nr, leaf.dir = buf, iovcnt, fd, nr, 0
+        self._io_active[ctypes.c_uint64((tgid << 32) | tid)] = leaf
 
     def forget_conn(self, tgid: int, fd: int) -> None:
         try:

@@ -6,11 +6,29 @@ from __future__ import annotations
 
 import ctypes
 import os
+import platform
 import socket
+import struct
+from typing import NamedTuple
 
 from sidecar.events import Event, peer
 
 _SYS_PIDFD_GETFD = 438  # x86_64 and aarch64
+# read-family syscall numbers -> iovec-based?  (recvmsg: the iovec sits in a struct msghdr)
+_READS = {
+    "x86_64": {0: "read", 19: "readv", 45: "recvfrom", 47: "recvmsg"},
+    "aarch64": {63: "read", 65: "readv", 207: "recvfrom", 212: "recvmsg"},
+}.get(platform.machine(), {})
+
+
+class BlockedRead(NamedTuple):
+    """A thread sleeping in a read of a socket (seen in /proc/PID/task/TID/syscall)."""
+
+    tid: int
+    nr: int
+    fd: int
+    buf: int  # user buffer, or the iovec array for readv/recvmsg
+    iovcnt: int  # 0 for a plain buffer
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -39,6 +57,41 @@ class ProcFS:
         except (OSError, StopIteration, ValueError):
             return None
 
+    def blocked_reads(self, tgid: int, fds: set[int]) -> list[BlockedRead]:
+        """Threads of ``tgid`` blocked right now in a read of one of ``fds``. Their syscall
+        entered before capture started, so the probe never saw its arguments; the capture
+        hands them to the probe so the bytes that read returns are not missed."""
+        out = []
+        try:
+            tids = os.listdir(f"{self.root}/{tgid}/task")
+        except OSError:
+            return out
+        for tid in tids:
+            try:
+                with open(f"{self.root}/{tgid}/task/{tid}/syscall") as f:
+                    parts = f.read().split()
+            except OSError:
+                continue
+            if len(parts) < 4 or not parts[0].isdigit() or int(parts[0]) not in _READS:
+                continue
+            nr, fd, a2, a3 = int(parts[0]), int(parts[1], 16), int(parts[2], 16), int(parts[3], 16)
+            if fd not in fds:
+                continue
+            name = _READS[nr]
+            if name in ("read", "recvfrom"):
+                out.append(BlockedRead(int(tid), nr, fd, a2, 0))
+            elif name == "readv":
+                out.append(BlockedRead(int(tid), nr, fd, a2, a3))
+            else:  # recvmsg: msg_iov and msg_iovlen at offsets 16 and 24 of struct msghdr
+                try:
+                    with open(f"{self.root}/{tgid}/mem", "rb", buffering=0) as mem:
+                        mem.seek(a2 + 16)
+                        iov, iovlen = struct.unpack("<QQ", mem.read(16))
+                except (OSError, struct.error):
+                    continue
+                out.append(BlockedRead(int(tid), nr, fd, iov, iovlen))
+        return out
+
     def find_peer(self, tgid: int, fd: int) -> str:
         """The peer of another process's socket, for servers whose accept() passes no address
         (Node.js): borrow the socket with pidfd_getfd(2) and ask getpeername(). "" on failure."""
@@ -64,4 +117,4 @@ class ProcFS:
         return f"{host}:{port}"
 
 
-__all__ = ["ProcFS", "peer"]
+__all__ = ["BlockedRead", "ProcFS", "peer"]
