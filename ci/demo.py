@@ -119,7 +119,7 @@ def main() -> int:
         aport = free_port()
         api = start(stack, [py, "-m", "gunicorn", "--bind", f"127.0.0.1:{aport}", "--chdir",
                             str(REPO), "--worker-class", "gthread", "--workers", "2", "--threads",
-                            "4", "ci.demo_api.app:app"], out_dir / "api.log",
+                            "4", "--no-control-socket", "ci.demo_api.app:app"], out_dir / "api.log",
                     env={**os.environ, "DEMO_API_DB": f"{tmp}/demo.sqlite3"})
         wait_port(aport, "the sample API", api)
         print(f"    http://127.0.0.1:{aport}")

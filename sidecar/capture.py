@@ -65,9 +65,10 @@ class Capture:
         self.probe = probe_factory(self._on_raw)
         self._known_tgids: set[int] = set()
         self._kernel_drops: dict[str, int] = {}
+        self._events = 0
 
     def _on_raw(self, raw: bytes) -> None:
-        self._m.events.inc()
+        self._events += 1  # added to the metric in housekeeping: one lock per second, not per event
         try:
             self.tracker.on_event(decode(raw))
         except Exception:  # a bug must not stop capture: count it, log it, go on
@@ -113,6 +114,8 @@ class Capture:
 
     # -- housekeeping ------------------------------------------------------------------
     def housekeeping(self) -> None:
+        self._m.events.inc(self._events)
+        self._events = 0
         self.tracker.clock.sync()
         self._refresh_targets()
         self.tracker.expire()

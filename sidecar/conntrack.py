@@ -82,6 +82,7 @@ class ConnectionTracker:
         self._tls = tls
         self._log = log or structlog.get_logger("rewind.capture")
         self._conns: dict[tuple[int, int], _Conn] = {}
+        self._bytes = (metrics.bytes.labels("request"), metrics.bytes.labels("response"))
 
     def __len__(self) -> int:
         return len(self._conns)
@@ -130,7 +131,7 @@ class ConnectionTracker:
         conn.last_ns = ev.ts_ns
         if not data:
             return
-        self._m.bytes.labels(_DIR_NAME[d]).inc(len(data))
+        self._bytes[d].inc(len(data))
         if d == Direction.INGRESS:
             conn.synced = True
             conn.parser.feed_request(data, ev.ts_ns)
