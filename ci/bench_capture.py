@@ -27,9 +27,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.support.capture import CaptureProcess, StreamReader  # noqa: E402
-from tests.support.redis_server import RedisServer  # noqa: E402
-from tests.support.servers import gunicorn_flask, nginx  # noqa: E402
+from tests.support.capture import CaptureProcess, StreamReader
+from tests.support.redis_server import RedisServer
+from tests.support.servers import gunicorn_flask, nginx
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 

@@ -26,8 +26,8 @@ import requests
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from sidecar.record import Record  # noqa: E402
-from sidecar.streams import stream_key  # noqa: E402
+from sidecar.record import Record
+from sidecar.streams import stream_key
 
 STREAM = "demo"
 
@@ -153,7 +153,8 @@ def main() -> int:
         print(f"    {len(records)} records in stream {key} (sent {sent})")
         print(f"\n    {'time':12} {'method':6} {'target':42} {'status':6} {'latency':>9}")
         for r in records[:12]:
-            t = time.strftime("%H:%M:%S", time.localtime(r.ts_ns / 1e9)) + f".{r.ts_ns // 1_000_000 % 1000:03d}"
+            ms = r.ts_ns // 1_000_000 % 1000
+            t = time.strftime("%H:%M:%S", time.localtime(r.ts_ns / 1e9)) + f".{ms:03d}"
             print(f"    {t:12} {r.method:6} {r.target[:42]:42} {r.status:<6} {r.latency_us:>7}us")
         if len(records) > 12:
             print(f"    ... and {len(records) - 12} more")

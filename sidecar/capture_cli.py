@@ -91,7 +91,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         missing = sorted(pid for pid in args.pid if not os.path.exists(f"/proc/{pid}"))
         if missing:
             p.error(f"--pid: no such process: {', '.join(map(str, missing))}")
-    from sidecar.streams import stream_key  # noqa: PLC0415
+    from sidecar.streams import stream_key
     try:
         stream_key(args.stream)
     except ValueError as exc:
@@ -104,12 +104,12 @@ def main(argv: list[str] | None = None) -> int:
     logs.configure(args.log_level, json={"auto": None, "json": True, "console": False}[args.log_format])
     log = structlog.get_logger("rewind.capture")
 
-    from sidecar.capture import Capture, CaptureConfig  # noqa: PLC0415
-    from sidecar.metrics import CaptureMetrics  # noqa: PLC0415
-    from sidecar.probe import Probe, ProbeError  # noqa: PLC0415
-    from sidecar.publisher import Publisher  # noqa: PLC0415
-    from sidecar.streams import connect  # noqa: PLC0415
-    from sidecar.targets import TargetFinder  # noqa: PLC0415
+    from sidecar.capture import Capture, CaptureConfig
+    from sidecar.metrics import CaptureMetrics
+    from sidecar.probe import Probe, ProbeError
+    from sidecar.publisher import Publisher
+    from sidecar.streams import connect
+    from sidecar.targets import TargetFinder
 
     def probe_factory(handler):
         return Probe(handler, max_conns=args.max_conns, ringbuf_pages=args.ringbuf_size // 4096)

@@ -90,12 +90,15 @@ class CaptureMetrics:
             "rewind_capture_published_records", "Records written to Redis", registry=r
         )
         self.publish_errors = Counter(
-            "rewind_capture_publish_errors", "Failed XADD batches (retried)", ["kind"], registry=r
+            "rewind_capture_publish_errors",
+            "Failed XADD batches or records, by kind; connection/timeout are retried",
+            ["kind"],
+            registry=r,
         )
         self.dropped_records = Counter(
             "rewind_capture_dropped_records",
             "Records never written to Redis, by reason",
-            ["reason"],  # queue_full | shutdown
+            ["reason"],  # queue_full | rejected | shutdown
             registry=r,
         )
         self.queue_depth = Gauge(

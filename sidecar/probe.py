@@ -62,7 +62,7 @@ class Probe:
     def load(self) -> None:
         """Compile and attach; raises ProbeError with a hint when the kernel says no."""
         try:
-            from bcc import BPF  # noqa: PLC0415  (only here: the rest runs without bcc)
+            from bcc import BPF
         except ImportError as exc:
             raise ProbeError(
                 "bcc's Python bindings are not importable: install python3-bpfcc and run "

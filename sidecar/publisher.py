@@ -134,7 +134,7 @@ class Publisher:
             dropped = self._full_log.due()
         if dropped:
             self._log.warning(
-                "publish queue full, dropping records",
+                "publisher.queue_full",
                 stream=self.key,
                 dropped=dropped,
                 queue_size=self._queue_size,
@@ -184,7 +184,7 @@ class Publisher:
             self._cond.notify_all()
         log = self._log.warning if left else self._log.info
         log(
-            "publisher stopped",
+            "publisher.stopped",
             stream=self.key,
             published=self._published,
             dropped_shutdown=self._dropped_shutdown,
@@ -226,7 +226,7 @@ class Publisher:
                 if down_since is None:
                     down_since = time.monotonic()
                     self._log.warning(
-                        "redis unreachable, retrying",
+                        "publisher.redis_unreachable",
                         stream=self.key,
                         error=str(exc),
                         queued=self.depth,
@@ -244,7 +244,7 @@ class Publisher:
             self._metrics.redis_up.set(1)
             if down_since is not None:
                 self._log.info(
-                    "redis reachable again",
+                    "publisher.redis_back",
                     stream=self.key,
                     down_s=round(time.monotonic() - down_since, 3),
                     queued=self.depth,
@@ -290,7 +290,7 @@ class Publisher:
             rejected = self._rejected_log.due(len(errors))
             if rejected:
                 self._log.error(
-                    "records rejected, dropped",
+                    "publisher.rejected",
                     stream=self.key,
                     error=str(first) if isinstance(first, redis.ResponseError) else repr(first),
                     rejected=rejected,

@@ -130,10 +130,10 @@ def test_redis_down_at_start(stopped_server, metrics):
     assert read_stream(stopped_server.client()) == records
     assert value(metrics, "redis_up") == 1
     assert value(metrics, "published_records_total") == 50
-    warnings = [e for e in logs if e["event"] == "redis unreachable, retrying"]
+    warnings = [e for e in logs if e["event"] == "publisher.redis_unreachable"]
     assert len(warnings) == 1 and warnings[0]["log_level"] == "warning"
     assert warnings[0]["error"] and warnings[0]["queued"] >= 1
-    back = [e for e in logs if e["event"] == "redis reachable again"]
+    back = [e for e in logs if e["event"] == "publisher.redis_back"]
     assert len(back) == 1 and back[0]["log_level"] == "info"
     assert back[0]["down_s"] >= 1.5 and back[0]["queued"] >= 1
 
@@ -212,7 +212,7 @@ def test_rejected_batch_is_counted_and_publishing_goes_on(redis_server, metrics)
     assert value(metrics, "dropped_records_total", reason="rejected") == 5
     assert value(metrics, "publish_errors_total", kind="wrongtype") >= 1
     assert value(metrics, "published_records_total") == 1
-    assert any(e["event"] == "records rejected, dropped" for e in logs)
+    assert any(e["event"] == "publisher.rejected" for e in logs)
 
 
 def test_a_record_that_cannot_be_encoded_is_dropped_alone(redis_server, metrics):
@@ -247,7 +247,7 @@ def test_put_never_blocks_and_counts_a_full_queue(redis_server, metrics):
     assert results == [True] * 10 + [False] * 990
     assert value(metrics, "dropped_records_total", reason="queue_full") == 990
     assert [rec.seq for rec in read_stream(redis_server.client())] == list(range(10))
-    assert len([e for e in logs if e["event"] == "publish queue full, dropping records"]) == 1
+    assert len([e for e in logs if e["event"] == "publisher.queue_full"]) == 1
 
 
 @pytest.fixture(params=["refused", "hung"])
@@ -281,7 +281,7 @@ def test_stop_with_redis_unreachable(unreachable_url, metrics):
     assert value(metrics, "published_records_total") == 0
     assert value(metrics, "queue_depth") == 0
     assert not pub.flush(0.1) or pub.depth == 0
-    stopped = [e for e in logs if e["event"] == "publisher stopped"]
+    stopped = [e for e in logs if e["event"] == "publisher.stopped"]
     assert len(stopped) == 1 and stopped[0]["dropped_shutdown"] == 1000
 
 
