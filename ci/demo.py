@@ -163,13 +163,15 @@ def main() -> int:
             for r in records:
                 f.write(r.to_json() + b"\n")
         if records:
-            print("\n    one record in full (bodies are base64):")
-            print("    " + json.dumps(json.loads(records[0].to_json()), indent=2).replace("\n", "\n    "))
+            print("\n    one record in full (bodies are base64 in JSON):")
+            for key, value in json.loads(records[0].to_json()).items():
+                print(f"      {key:14} {json.dumps(value)[:150]}")
         metrics = requests.get(f"http://127.0.0.1:{mport}/metrics", timeout=5).text
         print("\n    sidecar metrics:")
         for line in metrics.splitlines():
-            if line.startswith(("rewind_capture_requests_total", "rewind_capture_published",
-                                "rewind_capture_dropped", "rewind_capture_parse_errors_total")):
+            if line.startswith(("rewind_capture_requests_total", "rewind_capture_published_records_total",
+                                "rewind_capture_dropped", "rewind_capture_parse_errors_total")) \
+                    and "_created" not in line:
                 print(f"      {line}")
         step(f"done: records in {dump}, logs in {out_dir}/ (stopping everything)")
         return 0 if len(records) >= sent else 1
