@@ -283,26 +283,38 @@ def _gunicorn_no_control_socket() -> list[str]:
     return ["--no-control-socket"] if "control_socket_disable" in Config().settings else []
 
 
-def nginx(mode: str = "return200", *, access_log: bool = True, timeout: float = 20.0) -> Server:
+def nginx(mode: str = "return200", *, access_log: bool = True, open_file_cache: bool = False,
+          timeout: float = 20.0) -> Server:
     """Debian's nginx, master + 2 workers, with a config generated in the workdir.
 
     mode "return200": every request is answered `200 ok\\n` (the body is read and discarded).
+    mode "static": files under `workdir/www` are served with sendfile(2).
     mode "echo_len": nginx reads the whole body (Content-Length or chunked), passes it to an
     internal server on a unix socket and answers `200 <body length>\\n`.
     """
-    if mode not in ("return200", "echo_len"):
-        raise ValueError(f"mode must be 'return200' or 'echo_len', not {mode!r}")
+    if mode not in ("return200", "echo_len", "static"):
+        raise ValueError(f"mode must be 'return200', 'echo_len' or 'static', not {mode!r}")
 
     def argv(port: int, workdir: Path) -> list[str]:
         conf = workdir / "nginx.conf"
-        conf.write_text(_nginx_conf(port, workdir, mode, access_log))
+        conf.write_text(_nginx_conf(port, workdir, mode, access_log, open_file_cache))
         return [NGINX, "-p", str(workdir), "-c", str(conf), "-e", "stderr"]
 
     return start_server("nginx", argv, min_procs=3, log_files=("error.log",), timeout=timeout)
 
 
-def _nginx_conf(port: int, work: Path, mode: str, access_log: bool) -> str:
-    if mode == "return200":
+def _nginx_conf(port: int, work: Path, mode: str, access_log: bool, file_cache: bool) -> str:
+    if mode == "static":
+        (work / "www").mkdir(exist_ok=True)
+        cache = "open_file_cache max=100 inactive=60s;" if file_cache else "open_file_cache off;"
+        site = f"""
+    server {{
+        listen {HOST}:{port} backlog=4096;
+        root {work}/www;
+        sendfile on;
+        {cache}
+    }}"""
+    elif mode == "return200":
         site = f"""
     server {{
         listen {HOST}:{port} backlog=4096;
