@@ -1,0 +1,100 @@
+"""Compare a replayed response with the recorded one: ``Comparer(ignore).compare(...)``.
+
+Status codes must be equal. Bodies: when both parse as JSON, they are compared value by value
+and the differing JSON paths are listed (``$.items[3].id``), leaving out the ``ignore`` paths;
+otherwise the bytes must be equal. Ignore paths: ``$.created_at`` (that field), ``$.items[*].id``
+(any element), ``$..id`` (a field of that name at any depth).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import orjson
+
+__all__ = ["Comparer", "Outcome", "parse_path"]
+
+MAX_DIFFS = 5  # differing paths kept per response
+_STEP = re.compile(r"\.\.([A-Za-z0-9_\-]+|\*)|\.([A-Za-z0-9_\-]+|\*)|\[(\d+|\*)\]")
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    status_ok: bool
+    body_ok: bool | None  # None: not compared (status differs, or recorded body was cut)
+    diffs: tuple[str, ...] = ()
+
+
+def parse_path(text: str) -> tuple:
+    """``$.a[*]..b`` -> (("key","a"),("idx","*"),("any","b")); ValueError if not a path."""
+    if not text.startswith("$"):
+        raise ValueError(f"not a JSON path: {text!r} (start with $, e.g. $.created_at)")
+    steps, pos = [], 1
+    while pos < len(text):
+        m = _STEP.match(text, pos)
+        if not m:
+            raise ValueError(f"not a JSON path: {text!r} (at {text[pos:]!r})")
+        if m.group(1):
+            steps.append(("any", m.group(1)))
+        elif m.group(2):
+            steps.append(("key", m.group(2)))
+        else:
+            steps.append(("idx", m.group(3)))
+        pos = m.end()
+    return tuple(steps)
+
+
+def _matches(pattern: tuple, path: tuple) -> bool:
+    if not pattern:
+        return not path
+    kind, name = pattern[0]
+    if kind == "any":  # ..name: skip any number of steps, then a key `name`
+        return any(path[i][0] == "key" and (name == "*" or path[i][1] == name)
+                   and _matches(pattern[1:], path[i + 1:]) for i in range(len(path)))
+    if not path or path[0][0] != kind:
+        return False
+    return (name == "*" or str(path[0][1]) == name) and _matches(pattern[1:], path[1:])
+
+
+def _show(path: tuple) -> str:
+    return "$" + "".join(f".{v}" if k == "key" else f"[{v}]" for k, v in path)
+
+
+class Comparer:
+    def __init__(self, ignore: list[str] = ()) -> None:
+        self.ignore = [parse_path(p) for p in ignore]
+
+    def compare(self, rec_status: int, rec_body: bytes, status: int, body: bytes,
+                rec_body_ok: bool = True) -> Outcome:
+        if status != rec_status:
+            return Outcome(False, None)
+        if not rec_body_ok:
+            return Outcome(True, None)
+        if rec_body == body:
+            return Outcome(True, True)
+        try:
+            a, b = orjson.loads(rec_body), orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return Outcome(True, False, ("$ (not JSON, bytes differ)",))
+        diffs: list[str] = []
+        self._walk(a, b, (), diffs)
+        return Outcome(True, not diffs, tuple(diffs[:MAX_DIFFS]))
+
+    def _walk(self, a, b, path: tuple, diffs: list[str]) -> None:
+        if any(_matches(p, path) for p in self.ignore):
+            return
+        if isinstance(a, dict) and isinstance(b, dict):
+            for k in list(a) + [k for k in b if k not in a]:
+                if k not in a or k not in b:
+                    if not any(_matches(p, path + (("key", k),)) for p in self.ignore):
+                        diffs.append(_show(path + (("key", k),)))
+                else:
+                    self._walk(a[k], b[k], path + (("key", k),), diffs)
+        elif isinstance(a, list) and isinstance(b, list):
+            if len(a) != len(b):
+                diffs.append(_show(path) + " (length)")
+            for i, (x, y) in enumerate(zip(a, b, strict=False)):
+                self._walk(x, y, path + (("idx", i),), diffs)
+        elif a != b or type(a) is not type(b):
+            diffs.append(_show(path))

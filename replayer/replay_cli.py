@@ -1,0 +1,284 @@
+"""``rewind-replay``: replay a captured range against a target with Locust, report, and judge."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import socket
+import sys
+import tempfile
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
+
+from sidecar import cli_args as a
+
+EXAMPLES = """\
+examples:
+  # an exported file, as recorded, against a candidate, 4 workers, with a report and a verdict
+  rewind-replay --source capture.jsonl --target http://candidate:8080 --workers 4 \\
+      --report out/ --thresholds thresholds.json
+
+  # the last 15 minutes of a Redis stream at twice the recorded speed, new token, no health checks
+  rewind-replay --source redis://redis:6379/0 --stream orders --from -15m --speed 2 \\
+      --target http://candidate:8080 --set-header 'Authorization: Bearer NEW' --exclude '^/healthz'
+
+  # a fixed 500 requests/s for 10 minutes, looping the range; as fast as possible
+  rewind-replay --source capture.jsonl --target http://c:8080 --mode rps --rps 500 --loop --duration 10m
+  rewind-replay --source capture.jsonl --target http://c:8080 --mode max --workers 2
+
+thresholds file (JSON; max_ or min_ with p50_ms p90_ms p95_ms p99_ms max_ms error_rate
+status_mismatch_rate body_mismatch_rate rps lag_p99_ms; see docs/replay.md):
+  {"max_p95_ms": 200, "max_error_rate": 0.01, "max_status_mismatch_rate": 0.01}
+
+exit codes: 0 replayed (and thresholds passed), 1 thresholds failed, 2 bad arguments or input
+(empty range, bad record or schema version, malformed thresholds file), 3 target unreachable,
+4 source unreachable (Redis), 5 the run itself failed (a worker died or the run overran)
+"""
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_TARGET, EXIT_SOURCE, EXIT_RUN = 0, 1, 2, 3, 4, 5
+_RELATIVE = re.compile(r"^-(\d+(?:\.\d+)?)(s|m|h|d)$")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def when(text: str) -> int:
+    """``2024-05-01T10:00:00Z``, ``-15m`` (before now) or ns since the epoch -> ns."""
+    text = str(text).strip()
+    if text.isdigit():
+        return int(text)
+    m = _RELATIVE.match(text)
+    if m:
+        return time.time_ns() - int(float(m.group(1)) * _UNIT_S[m.group(2)] * 1e9)
+    try:
+        t = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not a time: {text!r} (use ISO-8601 like 2024-05-01T10:00:00Z, or -15m)") from None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=UTC)
+    return int(t.timestamp() * 1e9)
+
+
+def regex(text: str) -> re.Pattern:
+    try:
+        return re.compile(text)
+    except re.error as exc:
+        raise argparse.ArgumentTypeError(f"not a regular expression: {text!r} ({exc})") from None
+
+
+def header(text: str) -> tuple[str, str]:
+    from replayer.rewrite import parse_header
+    try:
+        return parse_header(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def positive(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
+    return v
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="rewind-replay",
+        description="Replay the requests of a captured range against a target deployment with "
+        "Locust (a master and --workers worker processes), each captured connection on one "
+        "keep-alive connection in recorded order; compare the answers with the recorded ones, "
+        "write a report and turn it into a pass/fail exit code.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    a.add(p, "--source", required=True,
+          help="where the records are: an exported JSON Lines file, or a Redis URL with --stream")
+    a.add(p, "--stream", default=None, help="stream name (records in rewind:{NAME}:http)")
+    a.add(p, "--from", dest="from_", type=when, default=None,
+          help="first capture time: ISO-8601, -15m, or ns since the epoch")
+    a.add(p, "--to", type=when, default=None, help="last capture time (same forms as --from)")
+    a.add(p, "--target", required=True, help="base URL of the deployment to replay against")
+    a.add(p, "--mode", default="recorded", choices=["recorded", "rps", "max"],
+          help="recorded: at the recorded offsets / --speed (open loop); rps: --rps requests a "
+          "second in recorded order; max: every connection as fast as it is answered")
+    a.add(p, "--speed", type=positive, default=1.0, help="recorded mode: time runs this much faster")
+    a.add(p, "--rps", type=positive, default=None, help="rps mode: requests a second, all workers")
+    a.add(p, "--workers", type=int, default=1, help="Locust worker processes")
+    a.add(p, "--loop", action="store_true", default=False,
+          help="replay the range again and again (needs --duration)")
+    a.add(p, "--duration", type=a.duration, default=None,
+          help="stop sending after this long (30s, 10m)")
+    a.add(p, "--host-header", default="target",
+          help="Host header: 'target' (the target's host:port), 'keep' (as recorded), or a value")
+    a.add(p, "--set-header", type=header, action="append", default=[],
+          help="'Name: value' replacing the recorded header of that name (or added); repeatable")
+    a.add(p, "--add-header", type=header, action="append", default=[],
+          help="'Name: value' appended to every request; repeatable")
+    a.add(p, "--drop-header", action="append", default=[],
+          help="header name removed from every request; repeatable")
+    a.add(p, "--method", default=None, help="only these methods, e.g. GET,HEAD")
+    a.add(p, "--include", type=regex, action="append", default=[],
+          help="only paths matching this regular expression; repeatable (any may match)")
+    a.add(p, "--exclude", type=regex, action="append", default=[],
+          help="skip paths matching this regular expression; repeatable")
+    a.add(p, "--drop-if-header", action="append", default=[],
+          help="skip requests carrying this header (e.g. a secret); repeatable")
+    a.add(p, "--ignore", action="append", default=[],
+          help="JSON path left out of the body comparison: $.created_at, $.items[*].id, $..id")
+    a.add(p, "--report", default=None, help="folder for summary.json, report.html, junit.xml")
+    a.add(p, "--thresholds", default=None, help="JSON file of limits that decide pass or fail")
+    a.add(p, "--timeout", type=a.duration, default="30s", help="per request")
+    a.add(p, "--progress-every", type=a.duration, default="5s", help="progress log interval")
+    a.add(p, "--log-level", default="info", choices=["debug", "info", "warning", "error"],
+          help="log level")
+    a.add(p, "--log-format", default="auto", choices=["auto", "json", "console"],
+          help="log format (auto: console on a terminal, JSON otherwise)")
+    return p
+
+
+def parse(argv: list[str] | None) -> tuple[argparse.Namespace, dict | None]:
+    from replayer.compare import parse_path
+    from replayer.verdict import ThresholdsError, load_thresholds
+
+    p = build_parser()
+    args = p.parse_args(argv)
+    for name in ("loop",):  # REWIND_LOOP=1 arrives as a string
+        if isinstance(getattr(args, name), str):
+            setattr(args, name, getattr(args, name).lower() in ("1", "true", "yes"))
+    u = urlsplit(args.target)
+    if u.scheme not in ("http", "https") or not u.hostname:
+        p.error(f"--target must be an http:// or https:// URL, got {args.target!r}")
+    if u.path not in ("", "/") or u.query:
+        p.error("--target is a base URL without a path (recorded targets are sent as they are)")
+    if args.mode == "rps" and not args.rps:
+        p.error("--mode rps needs --rps N")
+    if args.workers < 1:
+        p.error("--workers must be at least 1")
+    if args.loop and not args.duration:
+        p.error("--loop needs --duration (how long to keep going)")
+    if args.from_ is not None and args.to is not None and args.from_ > args.to:
+        p.error("--from is after --to")
+    for path in args.ignore:
+        try:
+            parse_path(path)
+        except ValueError as exc:
+            p.error(f"--ignore: {exc}")
+    thresholds = None
+    if args.thresholds:
+        try:
+            thresholds = load_thresholds(args.thresholds)
+        except ThresholdsError as exc:
+            p.error(f"--thresholds: {exc}")
+    if args.method:
+        args.method = frozenset(m.strip().upper() for m in args.method.split(",") if m.strip())
+    return args, thresholds
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, thresholds = parse(argv)
+    from gevent import monkey
+
+    monkey.patch_all()  # before redis/ssl are imported: Locust runs on gevent
+
+    import structlog
+
+    from replayer.feed import FeedError, Window, open_feed
+    from replayer.plan import Schedule, build_plan
+    from replayer.rewrite import Rules
+    from sidecar import logs
+
+    logs.configure(args.log_level, json={"auto": None, "json": True, "console": False}[args.log_format])
+    log = structlog.get_logger("rewind.replay")
+
+    u = urlsplit(args.target)
+    port = u.port or (443 if u.scheme == "https" else 80)
+    host = {"target": u.netloc, "keep": None}.get(args.host_header, args.host_header)
+    rules = Rules(methods=args.method, include=args.include, exclude=args.exclude,
+                  drop_if_header=frozenset(h.lower() for h in args.drop_if_header),
+                  drop_headers=frozenset(h.lower() for h in args.drop_header),
+                  set_headers=args.set_header, add_headers=args.add_header, host=host)
+    try:
+        records = open_feed(args.source, stream=args.stream, window=Window(args.from_, args.to))
+    except FeedError as exc:
+        source_down = "cannot read" in str(exc) and "Redis" in str(exc)
+        print(f"rewind-replay: {exc}", file=sys.stderr)
+        return EXIT_SOURCE if source_down else EXIT_USAGE
+    schedule = Schedule(args.mode, args.speed, args.rps or 0.0)
+    plan = build_plan(records, rules, schedule, args.workers)
+    if plan.steps == 0:
+        print(f"rewind-replay: nothing to replay: the range holds {len(records)} records"
+              + (f", all skipped ({_fmt(plan.skipped)})" if plan.skipped else "")
+              + "; check --source, --stream, --from/--to and the filters", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        socket.create_connection((u.hostname, port), timeout=5).close()
+    except OSError as exc:
+        print(f"rewind-replay: target {args.target} is unreachable: {exc.strerror or exc}",
+              file=sys.stderr)
+        return EXIT_TARGET
+    log.info("replay.plan", records=len(records), steps=plan.steps, connections=plan.connections,
+             skipped=plan.skipped or None, workers=args.workers, mode=args.mode,
+             span_s=round(plan.span, 3))
+
+    from replayer.run import RunConfig, RunError, run_plan
+    with tempfile.TemporaryDirectory(prefix="rewind-replay-") as work:
+        cfg = RunConfig(target=args.target, workdir=work, ignore=args.ignore,
+                        timeout=args.timeout, loop=args.loop, duration=args.duration,
+                        progress_every=args.progress_every)
+        started = datetime.now(UTC).isoformat(timespec="seconds")
+        try:
+            out = run_plan(plan, cfg, progress=lambda snap: log.info("replay.progress", **snap))
+        except RunError as exc:
+            log.error("replay.failed", error=str(exc))
+            return EXIT_RUN
+    return finish(args, thresholds, plan, out, records, started, log)
+
+
+def finish(args, thresholds, plan, out, records, started, log) -> int:
+    from replayer.results import summarize
+    from replayer.verdict import evaluate
+
+    recorded_status = Counter(s.rec_status for shard in plan.shards for s in shard)
+    summary = summarize(out.results, mode=args.mode, recorded_status=recorded_status)
+    summary["run"] = {"target": args.target, "source": args.source, "stream": args.stream,
+                      "mode": args.mode, "speed": args.speed, "rate": args.rps,
+                      "workers": args.workers, "loop": args.loop, "duration": args.duration,
+                      "started_at": started, "wall_s": round(out.wall_s, 3),
+                      "ignore": args.ignore}
+    summary["plan"] = {"records": len(records), "steps": plan.steps,
+                       "connections": plan.connections, "skipped": plan.skipped,
+                       "span_s": round(plan.span, 3)}
+    code = EXIT_OK
+    if thresholds is not None:
+        checks = evaluate(thresholds, summary)
+        passed = all(c.ok for c in checks)
+        summary["verdict"] = {"passed": passed, "checks": [
+            {"metric": c.metric, "bound": c.bound, "limit": c.limit, "scope": c.scope,
+             "value": c.value, "ok": c.ok, "line": c.line()} for c in checks]}
+        for c in checks:
+            if not c.ok:
+                log.warning("replay.threshold_failed", line=c.line())
+        code = EXIT_OK if passed else EXIT_FAILED
+    if args.report:
+        from replayer.report import write_report
+        write_report(args.report, summary, out.stats)
+    t = summary["totals"]
+    log.info("replay.done", sent=t["sent"], errors=t["errors"], rps=t["rps"],
+             p95_ms=summary["latency_ms"]["p95"],
+             lag_p99_ms=(summary["lag_ms"] or {}).get("p99"),
+             status_mismatch_rate=t["status_mismatch_rate"],
+             body_mismatch_rate=t["body_mismatch_rate"],
+             verdict=None if thresholds is None else ("pass" if code == EXIT_OK else "fail"),
+             report=os.path.abspath(args.report) if args.report else None)
+    return code
+
+
+def _fmt(counts: dict) -> str:
+    return ", ".join(f"{k}: {v}" for k, v in sorted(counts.items()))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

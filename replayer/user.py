@@ -1,0 +1,175 @@
+"""The Locust user that replays one worker's shard, and the per-connection pacing.
+
+One ``ReplayUser`` runs on each worker. It starts one greenlet per captured connection; each
+greenlet owns one keep-alive HTTP client (geventhttpclient, the library under Locust's
+FastHttpUser) with exactly one socket, and sends that connection's requests in recorded order,
+each at its due time.
+
+Open loop, and what happens when a connection is still busy: requests of *different*
+connections never wait for each other, so a slow answer on one connection does not delay any
+other. Within one connection HTTP/1.1 allows only one request in flight (no pipelining), as in
+the recording, so a request whose predecessor has not been answered by its due time is sent
+when the answer arrives. That delay is counted: every result carries ``lag`` (sent - due) and
+``wait``, the part of the lag spent waiting for the connection (previous answer late).
+``lag - wait`` is what the scheduler itself added.
+
+Why not FastHttpSession: it sends a dict of headers (no repeated names), adds
+``Accept-Encoding``, keeps cookies and follows redirects; a replay must send the recorded
+headers and nothing else. Requests are still reported through ``events.request``, so Locust's
+own statistics and CSVs see every one.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import gevent
+from gevent.event import Event
+from geventhttpclient import HTTPClient
+from geventhttpclient.header import Headers
+from locust import User, task
+from locust.exception import StopUser
+
+from replayer.compare import Comparer
+from replayer.plan import Step
+
+__all__ = ["MSG_DONE", "MSG_RESULTS", "MSG_START", "ReplayUser", "Settings", "replay_connection"]
+
+MSG_START, MSG_RESULTS, MSG_DONE = "rewind_start", "rewind_results", "rewind_done"
+SHIP_EVERY_S = 0.5
+
+
+class RawClient(HTTPClient):
+    """An HTTPClient that adds no header of its own except Host (when absent) and framing."""
+
+    DEFAULT_HEADERS = Headers()
+
+
+@dataclass(slots=True)
+class Settings:
+    """What a worker needs besides its steps; set once per worker process."""
+
+    target: str = "http://127.0.0.1"
+    worker: int = 0
+    steps: list[Step] = field(default_factory=list)
+    ignore: list[str] = field(default_factory=list)
+    timeout: float = 30.0
+    loop: bool = False
+    duration: float | None = None  # stop sending after this many seconds
+    span: float = 0.0  # with loop: iteration i is due i * span later
+    t0_wall: float | None = None  # start time (epoch seconds), sent by the master
+    started: Event = field(default_factory=Event)
+
+
+SETTINGS = Settings()
+
+
+def make_client(target: str, timeout: float) -> RawClient:
+    u = urlsplit(target)
+    return RawClient(u.hostname, u.port or (443 if u.scheme == "https" else 80),
+                     ssl=u.scheme == "https", insecure=True, concurrency=1,
+                     connection_timeout=min(timeout, 10.0), network_timeout=timeout)
+
+
+def replay_connection(steps: list[Step], client, t0: float, out: list, *, worker: int,
+                      comparer: Comparer, fire=None, loop: bool = False,
+                      duration: float | None = None, span: float = 0.0,
+                      clock=time.monotonic) -> None:
+    """Send ``steps`` (one captured connection, in order) on ``client``; append one result each.
+
+    ``t0`` is the start on ``clock``; a step is due at ``t0 + step.due (+ iteration * span)``.
+    """
+    prev_done = t0
+    iteration = 0
+    while True:
+        for s in steps:
+            due_rel = s.due + iteration * span
+            if duration is not None and due_rel >= duration:
+                return
+            due = t0 + due_rel
+            now = clock()
+            if due > now:
+                gevent.sleep(due - now)
+            sent = clock()
+            if duration is not None and sent - t0 >= duration:
+                return
+            wait = max(0.0, prev_done - due)
+            status, body, error = 0, b"", None
+            try:
+                resp = client.request(s.method, s.target, body=s.body, headers=Headers(s.headers))
+                body = resp.read()
+                status = resp.status_code
+            except Exception as exc:  # any transport failure is a result, never a crash
+                error = type(exc).__name__ + (f": {exc}" if str(exc) else "")
+            done = clock()
+            prev_done = done
+            latency_ms = (done - sent) * 1000
+            outcome = comparer.compare(s.rec_status, s.rec_body, status, body, s.rec_body_ok) \
+                if error is None else None
+            out.append((s.idx, worker, due_rel, sent - t0, (sent - due) * 1000, wait * 1000,
+                        latency_ms, status, error, s.endpoint,
+                        outcome.status_ok if outcome else False,
+                        outcome.body_ok if outcome else None,
+                        list(outcome.diffs) if outcome else [], iteration))
+            if fire is not None:
+                failed = error or (f"HTTP {status}" if status >= 500 else None)
+                fire(request_type=s.method, name=s.endpoint, response_time=latency_ms,
+                     response_length=len(body), exception=Exception(failed) if failed else None,
+                     context={})
+        if not loop or not steps:
+            return
+        iteration += 1
+        if span <= 0 and duration is None:
+            return
+
+
+class ReplayUser(User):
+    """Replays this worker's shard once (or in a loop), then reports done and stops."""
+
+    wait_time = staticmethod(lambda: 0)
+    _claimed = False
+
+    @task
+    def replay(self) -> None:
+        cfg = SETTINGS
+        if ReplayUser._claimed:  # one user per worker replays; an extra one would idle
+            raise StopUser()
+        ReplayUser._claimed = True
+        runner = self.environment.runner
+        cfg.started.wait()
+        t0 = time.monotonic() + (cfg.t0_wall - time.time())
+        out: list = []
+        comparer = Comparer(cfg.ignore)
+        by_conn: dict[str, list[Step]] = {}
+        for s in cfg.steps:
+            by_conn.setdefault(s.conn, []).append(s)
+        clients = [make_client(cfg.target, cfg.timeout) for _ in by_conn]
+        fire = self.environment.events.request.fire
+        shipper = gevent.spawn(_ship, runner, out)
+        conns = [gevent.spawn(replay_connection, steps, client, t0, out, worker=cfg.worker,
+                              comparer=comparer, fire=fire, loop=cfg.loop,
+                              duration=cfg.duration, span=cfg.span)
+                 for steps, client in zip(by_conn.values(), clients, strict=True)]
+        gevent.joinall(conns)
+        shipper.kill()
+        for c in clients:
+            c.close()
+        failed = [repr(g.exception) for g in conns if g.exception is not None]
+        _ship_once(runner, out)
+        runner.send_message(MSG_DONE, {"worker": cfg.worker, "crashed": failed})
+        raise StopUser()
+
+
+def _ship_once(runner, out: list) -> None:
+    if out:
+        batch = out[:]
+        del out[:len(batch)]
+        runner.send_message(MSG_RESULTS, batch)
+
+
+def _ship(runner, out: list) -> None:
+    while True:
+        gevent.sleep(SHIP_EVERY_S)
+        _ship_once(runner, out)

@@ -1,0 +1,46 @@
+"""A replay worker process: ``python -m replayer.worker SETTINGS.json``.
+
+Started by ``replayer.run`` (one per ``--workers``). Reads its settings and its shard of the
+plan, connects to the Locust master, waits for the start time, replays, and exits when the
+master quits.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import orjson
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    with open(argv[0], "rb") as f:
+        conf = orjson.loads(f.read())
+
+    from locust.env import Environment
+
+    from replayer.plan import read_steps
+    from replayer.user import MSG_START, SETTINGS, ReplayUser
+
+    SETTINGS.target = conf["target"]
+    SETTINGS.worker = conf["worker"]
+    SETTINGS.steps = read_steps(conf["steps"])
+    SETTINGS.ignore = conf["ignore"]
+    SETTINGS.timeout = conf["timeout"]
+    SETTINGS.loop = conf["loop"]
+    SETTINGS.duration = conf["duration"]
+    SETTINGS.span = conf["span"]
+
+    def on_start(msg, **_kw) -> None:
+        SETTINGS.t0_wall = msg.data["t0"]
+        SETTINGS.started.set()
+
+    env = Environment(user_classes=[ReplayUser])
+    runner = env.create_worker_runner(conf["master_host"], conf["master_port"])
+    runner.register_message(MSG_START, on_start)
+    runner.greenlet.join()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
