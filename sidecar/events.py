@@ -67,13 +67,15 @@ class Event(NamedTuple):
     data: bytes
 
 
-def decode(raw: bytes) -> Event:
-    """One ring-buffer record -> Event. ``raw`` is at least HEADER_SIZE bytes."""
+def decode(raw) -> Event:
+    """One ring-buffer record (bytes, or a memoryview into the ring) -> Event.
+
+    ``raw`` is at least HEADER_SIZE bytes; the payload is copied out of it."""
     (ts, pos, total, aux, aux2, tgid, fd, length, kind, direction, family, port, addr, _) = (
         _HEADER.unpack_from(raw)
     )
     return Event(ts, pos, total, aux, aux2, tgid, fd, kind, direction, family, port, addr,
-                 raw[HEADER_SIZE:HEADER_SIZE + length])
+                 bytes(raw[HEADER_SIZE:HEADER_SIZE + length]))
 
 
 def peer(family: int, addr: bytes, port: int) -> str:

@@ -8,11 +8,15 @@ import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from sidecar import ringbuf
 from sidecar.events import CHUNK_SIZE, HEADER_SIZE
 from sidecar.metrics import KERNEL_DROP_REASONS
 
 DEFAULT_BPF_DIR = Path(__file__).resolve().parent.parent / "bpf"
 SOURCE_NAME = "capture.bpf.c"
+# Records handled per poll() at most, so a busy ring buffer still lets the capture loop do its
+# housekeeping (about a second of work at the most this sidecar handles).
+POLL_LIMIT = 50_000
 
 
 class ProbeError(RuntimeError):
@@ -37,7 +41,13 @@ def cflags(*, self_tgid: int, max_conns: int, ringbuf_pages: int) -> list[str]:
 
 
 class Probe:
-    """A loaded, attached capture program. ``handler`` gets each ring-buffer record as bytes."""
+    """A loaded, attached capture program.
+
+    ``handler(raw)`` gets each ring-buffer record, in order, as a bytes-like object that is only
+    valid during the call (a memoryview into the ring buffer): copy what you keep. The ring
+    buffer is read through its memory mapping (``sidecar.ringbuf``), one Python loop per poll;
+    ``REWIND_RINGBUF=bcc`` (or a CPU where that reader is not safe) uses bcc's callback reader.
+    """
 
     def __init__(
         self,
@@ -54,6 +64,7 @@ class Probe:
         )
         self._handler = handler
         self._bpf = None
+        self._ring: ringbuf.RingBuffer | None = None
 
     @property
     def source_path(self) -> Path:
@@ -76,7 +87,11 @@ class Probe:
             self._bpf = BPF(src_file=str(self.source_path).encode(), cflags=self._flags)
             emit = self._bpf.load_func(b"emit_more", BPF.TRACEPOINT)
             self._bpf[b"emit_progs"][ctypes.c_int(0)] = ctypes.c_int(emit.fd)
-            self._bpf[b"events"].open_ring_buffer(self._on_raw)
+            events = self._bpf[b"events"]
+            if ringbuf.supported() and os.environ.get("REWIND_RINGBUF", "mmap") != "bcc":
+                self._ring = ringbuf.RingBuffer.open(events.map_fd, events.max_entries)
+            else:
+                events.open_ring_buffer(self._on_raw)
         except Exception as exc:  # bcc raises bare Exception for compile/attach failures
             raise ProbeError(
                 f"could not load the capture probe: {exc}. Check that kernel headers are "
@@ -94,7 +109,10 @@ class Probe:
 
     def poll(self, timeout_ms: int) -> None:
         """Deliver what the ring buffer holds to the handler, waiting up to timeout_ms."""
-        self._bpf.ring_buffer_poll(timeout_ms)
+        if self._ring is not None:
+            self._ring.poll(self._handler, timeout_ms, POLL_LIMIT)
+        else:
+            self._bpf.ring_buffer_poll(timeout_ms)
 
     # -- maps --------------------------------------------------------------------------
     def set_listeners(self, keys: Iterable[tuple[int, int]]) -> None:
@@ -151,6 +169,9 @@ class Probe:
         return f"/* cflags: {' '.join(self._flags)} */\n" + self.source_path.read_text()
 
     def close(self) -> None:
+        if self._ring is not None:
+            self._ring.close()
+            self._ring = None
         if self._bpf is not None:
             self._bpf.cleanup()
             self._bpf = None
