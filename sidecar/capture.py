@@ -108,6 +108,7 @@ class Capture:
         self.probe.poll(0)
         self.housekeeping()
         self.tracker.flush()
+        self.tracker.flush_metrics()
 
     def close(self) -> None:
         self.probe.close()
@@ -116,6 +117,7 @@ class Capture:
     def housekeeping(self) -> None:
         self._m.events.inc(self._events)
         self._events = 0
+        self.tracker.flush_metrics()
         self.tracker.clock.sync()
         self._refresh_targets()
         self.tracker.expire()

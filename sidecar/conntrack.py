@@ -19,6 +19,8 @@ from sidecar.metrics import CaptureMetrics
 from sidecar.record import Record
 
 _DIR_NAME = ("request", "response")
+_ACCEPT, _DATA, _CLOSE, _SENDFILE = int(Kind.ACCEPT), int(Kind.DATA), int(Kind.CLOSE), int(Kind.SENDFILE)
+_INGRESS = int(Direction.INGRESS)
 
 
 class Clock:
@@ -83,22 +85,36 @@ class ConnectionTracker:
         self._log = log or structlog.get_logger("rewind.capture")
         self._conns: dict[tuple[int, int], _Conn] = {}
         self._bytes = (metrics.bytes.labels("request"), metrics.bytes.labels("response"))
+        # hot counters, added to the metrics by flush_metrics() (once a second, by the capture
+        # loop): a prometheus-client call takes a lock, too dear per event
+        self._nbytes = [0, 0]
+        self._nrequests = 0
 
     def __len__(self) -> int:
         return len(self._conns)
 
+    def flush_metrics(self) -> None:
+        """Add the counts gathered since the last call to the metrics."""
+        nbytes, self._nbytes = self._nbytes, [0, 0]
+        for d in (0, 1):
+            if nbytes[d]:
+                self._bytes[d].inc(nbytes[d])
+        if self._nrequests:
+            self._m.requests.inc(self._nrequests)
+            self._nrequests = 0
+
     # -- events ------------------------------------------------------------------------
     def on_event(self, ev: Event) -> None:
         kind = ev.kind
-        if kind == Kind.DATA:
+        if kind == _DATA:
             self._on_data(ev, ev.data)
-        elif kind == Kind.ACCEPT:
+        elif kind == _ACCEPT:
             key = (ev.tgid, ev.fd)
             if key in self._conns:  # its close was lost: finish the old one first
                 self._finish(key, ev.ts_ns)
             client = peer(ev.family, ev.addr, ev.port) or self._find_peer(ev.tgid, ev.fd)
             self._open(key, client, ev.ts_ns, "accepted")
-        elif kind == Kind.CLOSE:
+        elif kind == _CLOSE:
             conn = self._conns.get((ev.tgid, ev.fd))
             if conn is not None:
                 # bytes counted by the kernel but never delivered, at the end of a stream
@@ -106,7 +122,7 @@ class ConnectionTracker:
                     if 0 <= conn.expected[d] < final:
                         self._lost(conn, d, final - conn.expected[d], ev.ts_ns)
                 self._finish((ev.tgid, ev.fd), ev.ts_ns)
-        elif kind == Kind.SENDFILE:
+        elif kind == _SENDFILE:
             data = self._read_sendfile(ev)
             if data is None or len(data) != ev.total:
                 conn = self._get(ev)
@@ -118,27 +134,30 @@ class ConnectionTracker:
                 self._on_data(ev, data)
 
     def _on_data(self, ev: Event, data: bytes) -> None:
-        conn = self._get(ev)
+        conn = self._conns.get((ev.tgid, ev.fd)) or self._get(ev)
         d = ev.dir
-        if conn.expected[d] < 0:  # first bytes of a resumed connection in this direction
-            conn.expected[d] = ev.pos
-        gap = ev.pos - conn.expected[d]
+        expected = conn.expected
+        ts = ev.ts_ns
+        if expected[d] < 0:  # first bytes of a resumed connection in this direction
+            expected[d] = ev.pos
+        gap = ev.pos - expected[d]
         if gap > 0:
-            self._lost(conn, d, gap, ev.ts_ns)
+            self._lost(conn, d, gap, ts)
         elif gap < 0:  # overlap: cannot happen with one writer per direction; keep the new part
             data = data[-gap:]
-        conn.expected[d] += len(data)
-        conn.last_ns = ev.ts_ns
-        if not data:
+        n = len(data)
+        expected[d] += n
+        conn.last_ns = ts
+        if not n:
             return
-        self._bytes[d].inc(len(data))
-        if d == Direction.INGRESS:
+        self._nbytes[d] += n
+        if d == _INGRESS:
             conn.synced = True
-            conn.parser.feed_request(data, ev.ts_ns)
+            conn.parser.feed_request(data, ts)
         elif not conn.synced:
             self._m.incomplete.labels("mid_connection").inc()
         else:
-            for ex in conn.parser.feed_response(data, ev.ts_ns):
+            for ex in conn.parser.feed_response(data, ts):
                 self._publish(conn, ex)
 
     def _lost(self, conn: _Conn, d: int, nbytes: int, ts_ns: int) -> None:
@@ -230,5 +249,5 @@ class ConnectionTracker:
             tls=self._tls,
         )
         conn.seq += 1
-        self._m.requests.inc()
+        self._nrequests += 1
         self._emit(rec)
