@@ -3,11 +3,17 @@
 1. Throughput of nginx (`return 200`) and of the demo API (Flask under gunicorn), driven by wrk on
    loopback, without and with rewind-capture attached; runs alternate (A B A B) and each ratio is
    taken within one pair, so the machine's drift cancels out.
-2. The highest offered rate captured with zero loss: wrk paced by a Lua `delay()` at rising rates
-   against nginx; loss = requests wrk completed that have no record in Redis, plus kernel drops.
-3. CPU used by the sidecar (utime + stime from /proc) per second of capture.
+2. The sidecar's CPU per 1,000 captured requests: utime + stime of the whole process (all its
+   threads) from just before wrk starts until every record of the run is in Redis, so work the
+   sidecar deferred (a ring buffer or queue it drains after wrk stopped) is counted too.
+   Redis's own CPU for the same records is reported beside it. "drain" is how long after wrk
+   stopped the last record reached Redis; the sidecar "kept up" when that is within --keep-up
+   seconds.
+3. The highest offered rate captured with zero loss, and the highest one the sidecar also kept up
+   with: wrk paced by a Lua `delay()` at rising rates against nginx; loss = requests wrk
+   completed that have no record in Redis, plus kernel drops.
 
-Prints a table and writes JSON (--out). Numbers from a shared 2-core VM: compare ratios.
+Prints a Markdown table and writes JSON (--out). Numbers from a shared 2-core VM: compare ratios.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from sidecar.streams import stream_key
 from tests.support.capture import CaptureProcess, StreamReader
 from tests.support.redis_server import RedisServer
 from tests.support.servers import gunicorn_flask, nginx
@@ -46,41 +53,92 @@ def wrk(url: str, seconds: float, conns: int, threads: int = 2, script: str | No
 
 
 def cpu_seconds(pid: int) -> float:
+    """utime + stime of a whole process (every thread), in seconds."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
-def throughput_pairs(server, redis_srv, path: str, seconds: float, rounds: int, conns: int) -> dict:
+def captured_run(cap, redis_pid: int, client, stream: str, url: str, seconds: float, conns: int,
+                 script: str | None = None, drain_timeout: float = 120.0) -> dict:
+    """One wrk run with capture attached, then wait until its records are all in Redis.
+
+    The sidecar's CPU is counted from just before wrk starts until the stream holds a record per
+    request wrk completed (what the sidecar still had queued when wrk stopped included)."""
+    key = stream_key(stream)
+    n0 = client.xlen(key)
+    c0, r0 = cpu_seconds(cap.proc.pid), cpu_seconds(redis_pid)
+    res = wrk(url, seconds, conns, script=script)
+    t_end = time.monotonic()
+    want = n0 + res["requests"]
+    drain = None
+    while time.monotonic() - t_end < drain_timeout:
+        n = client.xlen(key)
+        if n >= want:
+            drain = time.monotonic() - t_end
+            break
+        time.sleep(0.02)
+    c1, r1 = cpu_seconds(cap.proc.pid), cpu_seconds(redis_pid)
+    captured = client.xlen(key) - n0
+    per_k = 1000.0 / max(captured, 1)
+    return {**res, "captured": captured,
+            "drain_s": None if drain is None else round(drain, 2),
+            "sidecar_cpu_s_per_1k": round((c1 - c0) * per_k, 4),
+            "redis_cpu_s_per_1k": round((r1 - r0) * per_k, 4),
+            "sidecar_cpu_cores": round((c1 - c0) / (seconds + (drain or drain_timeout)), 3)}
+
+
+def kept_up(run: dict, keep_up_s: float) -> bool:
+    return run["drain_s"] is not None and run["drain_s"] <= keep_up_s
+
+
+def throughput_pairs(server, redis_srv, path: str, seconds: float, rounds: int, conns: int,
+                     keep_up_s: float) -> dict:
     """Alternate runs without and with capture; ratio per pair."""
-    base, withcap, ratios, cpu = [], [], [], []
+    base, withcap, ratios, runs = [], [], [], []
+    client = redis_srv.client()
     for i in range(rounds):
         a = wrk(f"{server.url}{path}", seconds, conns)
-        cap = CaptureProcess(server.port, redis_srv.url, f"bench-{server.name}-{i}",
-                             "--metrics-port", "0").start()
-        c0, t0 = cpu_seconds(cap.proc.pid), time.monotonic()
-        b = wrk(f"{server.url}{path}", seconds, conns)
-        cpu.append((cpu_seconds(cap.proc.pid) - c0) / (time.monotonic() - t0))
-        cap.stop()
+        stream = f"bench-{server.name}-{i}"
+        cap = CaptureProcess(server.port, redis_srv.url, stream, "--metrics-port", "0").start()
+        try:
+            b = captured_run(cap, redis_srv._proc.pid, client, stream, f"{server.url}{path}",
+                             seconds, conns)
+        finally:
+            cap.stop()
+        client.delete(stream_key(stream))
         base.append(a["rps"])
         withcap.append(b["rps"])
         ratios.append(b["rps"] / a["rps"])
+        runs.append(b)
+        print(f"  pair {i}: {a['rps']:,.0f} vs {b['rps']:,.0f} req/s, sidecar "
+              f"{b['sidecar_cpu_s_per_1k']} CPU-s per 1k, drain {b['drain_s']} s", flush=True)
+    med = statistics.median
+    drains = [r["drain_s"] for r in runs]
     return {
-        "rps_without": statistics.median(base),
-        "rps_with": statistics.median(withcap),
-        "throughput_ratio": statistics.median(ratios),
-        "throughput_loss_pct": round((1 - statistics.median(ratios)) * 100, 1),
-        "sidecar_cpu_cores": round(statistics.median(cpu), 3),
+        "rps_without": med(base),
+        "rps_with": med(withcap),
+        "throughput_ratio": med(ratios),
+        "throughput_loss_pct": round((1 - med(ratios)) * 100, 1),
+        "sidecar_cpu_s_per_1k": med(r["sidecar_cpu_s_per_1k"] for r in runs),
+        "redis_cpu_s_per_1k": med(r["redis_cpu_s_per_1k"] for r in runs),
+        "sidecar_cpu_cores": med(r["sidecar_cpu_cores"] for r in runs),
+        "max_drain_s": None if None in drains else max(drains),
+        "kept_up": all(kept_up(r, keep_up_s) for r in runs),
         "rounds": rounds,
+        "runs": runs,
     }
 
 
-def zero_loss_rate(server, redis_srv, rates: list[int], seconds: float, conns: int) -> dict:
-    """Paced load at each rate; the highest rate whose every completed request was captured."""
+def zero_loss_rate(server, redis_srv, rates: list[int], seconds: float, conns: int,
+                   keep_up_s: float) -> dict:
+    """Paced load at rising rates; the highest rate whose every completed request was captured,
+    and the highest one whose records were also all in Redis within keep_up_s of wrk's end."""
     steps = []
     stream = "bench-paced"
     cap = CaptureProcess(server.port, redis_srv.url, stream, "--maxlen", "10000000").start()
-    reader = StreamReader(redis_srv.client(), stream)
+    client = redis_srv.client()
+    reader = StreamReader(client, stream)
     try:
         for rate in rates:
             delay_ms = conns * 1000.0 / rate
@@ -88,27 +146,33 @@ def zero_loss_rate(server, redis_srv, rates: list[int], seconds: float, conns: i
                 f.write(f"function delay() return {delay_ms:.3f} end\n")
                 script = f.name
             path = f"/paced/{rate}"
-            c0, t0 = cpu_seconds(cap.proc.pid), time.monotonic()
-            res = wrk(f"{server.url}{path}", seconds, conns, script=script)
+            run = captured_run(cap, redis_srv._proc.pid, client, stream, f"{server.url}{path}",
+                               seconds, conns, script=script)
             os.unlink(script)
-            recs = reader.settle(lambda r, p=path: r.target == p, quiet=1.0, timeout=120)
-            cpu = (cpu_seconds(cap.proc.pid) - c0) / (time.monotonic() - t0)
+            recs = reader.settle(lambda r, p=path: r.target == p, quiet=1.0, timeout=30)
             answered = sum(1 for r in recs if r.status == 200)
             drops = sum(v for (n, _), v in cap.metrics().items()
                         if n in ("rewind_capture_dropped_events_total",
                                  "rewind_capture_dropped_records_total"))
-            lost = max(0, res["requests"] - answered)
-            steps.append({"offered_rps": rate, "achieved_rps": res["rps"],
-                          "completed": res["requests"], "captured": answered, "lost": lost,
-                          "drops_so_far": drops, "sidecar_cpu_cores": round(cpu, 3)})
-            print(f"  paced {rate:>6}/s: achieved {res['rps']:>8.0f}/s, completed "
-                  f"{res['requests']}, captured {answered}, lost {lost}", flush=True)
-            if lost or drops:
+            lost = max(0, run["requests"] - answered)
+            up = kept_up(run, keep_up_s)
+            steps.append({"offered_rps": rate, "achieved_rps": run["rps"],
+                          "completed": run["requests"], "captured": answered, "lost": lost,
+                          "drops_so_far": drops, "drain_s": run["drain_s"], "kept_up": up,
+                          "sidecar_cpu_s_per_1k": run["sidecar_cpu_s_per_1k"],
+                          "redis_cpu_s_per_1k": run["redis_cpu_s_per_1k"],
+                          "sidecar_cpu_cores": run["sidecar_cpu_cores"]})
+            print(f"  paced {rate:>6}/s: achieved {run['rps']:>8.0f}/s, completed "
+                  f"{run['requests']}, captured {answered}, lost {lost}, drain {run['drain_s']} s, "
+                  f"sidecar {run['sidecar_cpu_s_per_1k']} CPU-s per 1k", flush=True)
+            if lost or drops or not up:
                 break
     finally:
         cap.stop()
     ok = [s for s in steps if s["lost"] == 0 and s["drops_so_far"] == 0]
-    return {"steps": steps, "max_zero_loss_rps": max((s["achieved_rps"] for s in ok), default=0)}
+    return {"steps": steps, "keep_up_s": keep_up_s,
+            "max_zero_loss_rps": max((s["achieved_rps"] for s in ok), default=0),
+            "max_kept_up_rps": max((s["achieved_rps"] for s in ok if s["kept_up"]), default=0)}
 
 
 def main() -> int:
@@ -116,8 +180,10 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=8, help="length of each wrk run")
     ap.add_argument("--rounds", type=int, default=3, help="A/B pairs per server")
     ap.add_argument("--conns", type=int, default=50, help="wrk connections")
-    ap.add_argument("--rates", default="2000,5000,10000,15000,20000,30000",
+    ap.add_argument("--rates", default="2000,5000,10000,15000,20000,25000,30000",
                     help="paced rates to try, requests/s")
+    ap.add_argument("--keep-up", type=float, default=2.0,
+                    help="seconds after wrk stops within which every record must be in Redis")
     ap.add_argument("--out", default="bench-results/capture.json", help="JSON output")
     args = ap.parse_args()
     if os.geteuid() != 0:
@@ -127,30 +193,36 @@ def main() -> int:
     result = {"machine": {"cpus": os.cpu_count(), "kernel": platform.release(),
                           "python": platform.python_version()},
               "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-              "command": "make bench-capture", "seconds": args.seconds}
+              "command": "make bench-capture", "seconds": args.seconds, "keep_up_s": args.keep_up}
     with RedisServer() as redis_srv:
         print("nginx return 200: without vs with capture", flush=True)
         with nginx("return200", access_log=False) as srv:
-            result["nginx"] = throughput_pairs(srv, redis_srv, "/", args.seconds, args.rounds, args.conns)
+            result["nginx"] = throughput_pairs(srv, redis_srv, "/", args.seconds, args.rounds,
+                                               args.conns, args.keep_up)
             print("highest rate captured with zero loss (nginx)", flush=True)
             result["zero_loss"] = zero_loss_rate(srv, redis_srv, [int(r) for r in args.rates.split(",")],
-                                                 args.seconds, args.conns)
+                                                 args.seconds, args.conns, args.keep_up)
         print("Flask under gunicorn (gthread, 2 workers x 4 threads): without vs with capture", flush=True)
         with gunicorn_flask("gthread", workers=2, threads=4) as api:
             result["flask"] = throughput_pairs(api, redis_srv, "/healthz", args.seconds,
-                                               args.rounds, 20)
+                                               args.rounds, 20, args.keep_up)
 
     n, f, z = result["nginx"], result["flask"], result["zero_loss"]
     rows = [
         ("nginx return 200", n),
         ("Flask/gunicorn /healthz", f),
     ]
-    print("\n| target | req/s without | req/s with capture | throughput lost | sidecar CPU (cores) |")
-    print("|---|---:|---:|---:|---:|")
+    print("\n| target | req/s without | req/s with capture | throughput lost | sidecar CPU-s "
+          "per 1k req | Redis CPU-s per 1k req | sidecar CPU (cores) | drain after wrk (max) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for name, r in rows:
+        drain = "never" if r["max_drain_s"] is None else f"{r['max_drain_s']} s"
         print(f"| {name} | {r['rps_without']:,.0f} | {r['rps_with']:,.0f} | "
-              f"{r['throughput_loss_pct']}% | {r['sidecar_cpu_cores']} |")
-    print(f"\nhighest paced rate captured with zero loss (nginx): {z['max_zero_loss_rps']:,.0f} req/s")
+              f"{r['throughput_loss_pct']}% | {r['sidecar_cpu_s_per_1k']} | "
+              f"{r['redis_cpu_s_per_1k']} | {r['sidecar_cpu_cores']} | {drain} |")
+    print(f"\nhighest paced rate captured with zero loss (nginx): {z['max_zero_loss_rps']:,.0f} req/s; "
+          f"also kept up (all records in Redis within {args.keep_up:g} s of wrk's end): "
+          f"{z['max_kept_up_rps']:,.0f} req/s")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
