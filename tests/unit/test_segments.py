@@ -1,4 +1,5 @@
-"""Segments and the manifest on disk, without Redis: line format, checksums, damage detection."""
+"""The archive line format, segments and the manifest on disk, without Redis: checksums and
+damage detection."""
 
 from __future__ import annotations
 
@@ -11,11 +12,8 @@ from hypothesis import strategies as st
 
 from sidecar.manifest import Manifest, ManifestError
 from sidecar.record import SCHEMA_VERSION, Record, RecordError
-from sidecar.segments import (
-    SegmentError, SegmentWriter, entry_line, install, iter_lines, line_id, line_ts, parse_line,
-    record_line,
-    verify,
-)
+from sidecar.archive_lines import entry_line, line_id, line_ts, parse_line, record_line
+from sidecar.segments import SegmentError, SegmentWriter, install, iter_lines, verify
 from sidecar.stream_ids import format_id, next_id, parse_id, prev_id
 from tests.support.traffic import api_records
 
