@@ -41,7 +41,13 @@ struct emit_state {
     __u64 iov;        /* user pointer to the next struct iovec */
     __u64 iov_left;   /* iovec entries not yet opened */
     __u64 remaining;  /* bytes of the syscall still to emit */
+    __u64 fill;       /* bytes already copied into the pending chunk (scratch.data) */
 };
+
+/* Small iovec entries (a header block, then a short body) are gathered into one chunk rather
+ * than sent one event each: a piece of at most GATHER bytes is appended to the pending chunk
+ * while that holds fewer than GATHER bytes, so the copy provably stays inside data[]. */
+#define GATHER (CHUNK_SIZE / 2)
 
 /* Listening sockets whose accepted connections are captured.
  * key: tgid << 32 | fd; value: unused. Written by userspace (seeded at start, refreshed
@@ -234,7 +240,24 @@ static __always_inline int on_msg_enter(s32 nr, s32 fd, u64 msg, u16 dir)
     return 0;
 }
 
-/* Emits up to CHUNKS_PER_RUN chunks from where emit_pos stands, then tail-calls itself while
+/* Sends the pending chunk (st->fill bytes in ev->data) and moves ev->pos past it. */
+static __always_inline void emit_flush(struct event *ev, struct emit_state *st)
+{
+    u32 fill = st->fill;
+    st->fill = 0;
+    if (fill == 0)
+        return;
+    asm volatile("" : "+r"(fill));  /* keeps clang from merging the two checks into one the
+                                       verifier cannot follow */
+    if (fill > CHUNK_SIZE)
+        return;
+    ev->len = fill;
+    if (events.ringbuf_output(ev, EVENT_HEADER_SIZE + fill, 0))
+        count_drop(DROP_RINGBUF_FULL);
+    ev->pos += fill;
+}
+
+/* Emits up to CHUNKS_PER_RUN pieces from where emit_pos stands, then tail-calls itself while
  * bytes remain. The event header in `scratch` was filled by on_io_exit. */
 static __always_inline int emit_run(void *ctx)
 {
@@ -246,13 +269,16 @@ static __always_inline int emit_run(void *ctx)
 
     for (int i = 0; i < CHUNKS_PER_RUN; i++) {
         if (st->remaining == 0)
-            return 0;
+            break;
         if (st->buf_left == 0) {
-            if (st->iov_left == 0)
-                return 0;  /* iovecs hold fewer bytes than returned: cannot happen */
+            if (st->iov_left == 0) {  /* iovecs hold fewer bytes than returned: cannot happen */
+                emit_flush(ev, st);
+                return 0;
+            }
             struct iovec v = {};
             if (bpf_probe_read_user(&v, sizeof(v), (void *)st->iov)) {
                 count_drop(DROP_READ_FAULT);
+                emit_flush(ev, st);
                 return 0;
             }
             st->iov += sizeof(v);
@@ -262,25 +288,39 @@ static __always_inline int emit_run(void *ctx)
             continue;
         }
         u64 n = st->buf_left < st->remaining ? st->buf_left : st->remaining;
-        u32 len = n > CHUNK_SIZE ? CHUNK_SIZE : (u32)n;
-        if (len > CHUNK_SIZE)  /* for the verifier */
-            return 0;
-        if (bpf_probe_read_user(ev->data, len, (void *)st->buf) == 0) {
-            ev->len = len;
-            if (events.ringbuf_output(ev, EVENT_HEADER_SIZE + len, 0))
-                count_drop(DROP_RINGBUF_FULL);
+        u32 len, off = 0;
+        if (n <= GATHER && st->fill < GATHER) {
+            /* append to the pending chunk */
+            off = st->fill & (GATHER - 1);
+            len = (u32)n;
+            if (len > GATHER)  /* for the verifier */
+                return 0;
+        } else {
+            emit_flush(ev, st);
+            len = n > CHUNK_SIZE ? CHUNK_SIZE : (u32)n;
+            if (len > CHUNK_SIZE)  /* for the verifier */
+                return 0;
+        }
+        if (bpf_probe_read_user(ev->data + off, len, (void *)st->buf) == 0) {
+            st->fill = off + len;
         } else {
             count_drop(DROP_READ_FAULT);
+            emit_flush(ev, st);  /* what came before the fault; the piece becomes a gap */
+            ev->pos += len;
         }
-        ev->pos += len;
+        if (st->fill >= GATHER)
+            emit_flush(ev, st);
         st->buf += len;
         st->buf_left -= len;
         st->remaining -= len;
     }
     if (st->remaining) {
         emit_progs.call(ctx, 0);
+        emit_flush(ev, st);
         count_drop(DROP_TOO_LARGE);  /* tail-call budget spent: the rest is lost */
+        return 0;
     }
+    emit_flush(ev, st);
     return 0;
 }
 
@@ -327,6 +367,7 @@ static __always_inline int on_io_exit(void *ctx, s32 nr, long ret)
     ev->port = 0;
 
     st->remaining = (u64)ret;
+    st->fill = 0;
     if (args.iovcnt) {
         st->buf = 0;
         st->buf_left = 0;
