@@ -52,6 +52,8 @@ assert _HEADER.size == HEADER_SIZE
 
 
 class Event(NamedTuple):
+    """One ring-buffer record; the fields are ``struct event``'s, in its order, then the payload."""
+
     ts_ns: int  # kernel monotonic clock
     pos: int  # DATA: stream offset of data[0]; CLOSE: final request-stream offset
     total: int  # DATA: bytes of the syscall; CLOSE: final response-stream offset
@@ -59,23 +61,25 @@ class Event(NamedTuple):
     aux2: int
     tgid: int
     fd: int
+    len: int  # payload bytes (len(data))
     kind: int
     dir: int
     family: int
     port: int
     addr: bytes
+    pad: int
     data: bytes
+
+
+_new_event = tuple.__new__  # a NamedTuple from a ready tuple, without its Python-level __new__
 
 
 def decode(raw) -> Event:
     """One ring-buffer record (bytes, or a memoryview into the ring) -> Event.
 
     ``raw`` is at least HEADER_SIZE bytes; the payload is copied out of it."""
-    (ts, pos, total, aux, aux2, tgid, fd, length, kind, direction, family, port, addr, _) = (
-        _HEADER.unpack_from(raw)
-    )
-    return Event(ts, pos, total, aux, aux2, tgid, fd, kind, direction, family, port, addr,
-                 bytes(raw[HEADER_SIZE:HEADER_SIZE + length]))
+    fields = _HEADER.unpack_from(raw)
+    return _new_event(Event, (*fields, bytes(raw[HEADER_SIZE:HEADER_SIZE + fields[7]])))
 
 
 def peer(family: int, addr: bytes, port: int) -> str:

@@ -79,7 +79,7 @@ class _Msg:
         self.start = self.last = ts
         self.flen = flen  # length of the feed it began in: bounds its header block with hdr_feed
         self.url: list[bytes] = []
-        self.raw: list[tuple[bytes, bytes]] = []
+        self.raw: Headers = []  # header (then trailer) pairs as they arrive, decoded
         self.chunks: list[bytes] = []
 
 
@@ -124,7 +124,7 @@ class _Side:
         self.msg.url.append(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.msg.raw.append((name, value))
+        self.msg.raw.append((name.decode("latin-1"), value.decode("latin-1")))
 
     def on_headers_complete(self) -> None:
         self.conn._headers_done(self)
@@ -298,7 +298,7 @@ class HttpConnectionParser:
             self._break("header_too_large")
             raise _Stop
         m.hdr_done = True
-        m.headers = _decode(m.raw)
+        m.headers, m.raw = m.raw, []  # what arrives from now on is trailers
         p = side.parser
         if side is self._q:
             method = p.get_method().decode("latin-1")
@@ -341,8 +341,9 @@ class HttpConnectionParser:
         m, side.msg = side.msg, None
         if m is None:
             return
-        if len(m.raw) > len(m.headers):  # trailers of a chunked body: kept after the headers
-            m.headers += _decode(m.raw[len(m.headers):])
+        if m.raw and m.hdr_done:  # trailers of a chunked body: kept after the headers
+            m.headers += m.raw
+            m.raw = []
         if side is self._q:
             if m.raw_left:  # keep reading its body ourselves (feed_request)
                 side.msg = m
@@ -394,11 +395,6 @@ class HttpConnectionParser:
         log("http_stream_broken", reason=reason, detail=detail,
             pending=len(self._queue))
         self._abandon("lost_bytes" if reason == "lost_bytes" else None)
-
-
-def _decode(raw: list[tuple[bytes, bytes]]) -> Headers:
-    """Wire header pairs -> record strings (``record.header_bytes``, inlined: hot path)."""
-    return [(n.decode("latin-1"), v.decode("latin-1")) for n, v in raw]
 
 
 def _head_size(m: _Msg) -> int:
