@@ -6,12 +6,13 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help host venv test test-unit test-integration test-bpf demo bench bench-capture lint clean
+.PHONY: help host venv test test-unit test-integration test-bpf demo bench bench-capture bench-archive lint clean
 
 help:
 	@echo "make demo            capture -> Redis on this machine, end to end, and show the records"
 	@echo "make test            install everything and run every test (REWIND_REQUIRE_BPF=1: no BPF skips)"
 	@echo "make bench-capture   throughput with and without capture, loss, sidecar CPU (table + JSON)"
+	@echo "make bench-archive   records/s archived, compression ratio, range read-back speed (table + JSON)"
 	@echo "make lint            ruff over the Python code"
 
 # System packages, /lib/modules links for bcc, tracefs/debugfs mounts (root).
@@ -46,10 +47,13 @@ test-bpf: host venv
 demo: host venv
 	$(PY) ci/demo.py
 
-bench: bench-capture
+bench: bench-capture bench-archive
 
 bench-capture: host venv
 	$(PY) ci/bench_capture.py --out bench-results/capture.json
+
+bench-archive: host venv
+	$(PY) ci/bench_archive.py --out bench-results/archive.json
 
 lint: venv
 	$(VENV)/bin/ruff check sidecar replayer tests ci
