@@ -77,7 +77,7 @@ def test_idle_stream_still_gets_a_segment_by_age(redis_server, tmp_path):
         assert wait_for(lambda: len(Manifest(tmp_path).load().segments) == 1, 5)
         assert thread.is_alive()
         assert sum(archive_contents(tmp_path).values()) == 7
-        assert ArchiveGroup(client, STREAM, "x").state().pending == 0
+        assert wait_for(lambda: ArchiveGroup(client, STREAM, "x").state().pending == 0, 5)
     finally:
         stop.set()
         thread.join(10)
