@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+import weakref
 from collections import Counter
 from pathlib import Path
 
@@ -42,6 +43,7 @@ class ArchiveProcess:
     def start(self) -> ArchiveProcess:
         self.proc = subprocess.Popen(self.argv, cwd=REPO, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, start_new_session=True)
+        weakref.finalize(self, _kill, self.proc)  # a failing test leaves no archiver behind
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
         return self
@@ -91,6 +93,12 @@ class ArchiveProcess:
         if self._reader:
             self._reader.join(5)
         return code
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
 
 
 def archive_contents(root: Path) -> Counter:
