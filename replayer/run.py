@@ -36,7 +36,7 @@ class RunConfig:
     timeout: float = 30.0  # per request
     loop: bool = False
     duration: float | None = None
-    start_delay: float = 1.0  # seconds between "all connected" and the first due time
+    start_delay: float = 2.0  # seconds between "all connected" and the first due time
     connect_timeout: float = 60.0  # for workers to connect to the master
     progress_every: float = 5.0
 
@@ -52,7 +52,7 @@ def run_plan(plan: Plan, cfg: RunConfig, *, progress: Callable[[dict], None] | N
              ) -> RunResult:
     from locust.env import Environment
 
-    from replayer.user import MSG_DONE, MSG_RESULTS, MSG_START, ReplayUser
+    from replayer.user import MSG_DONE, MSG_RESULTS, MSG_START, MSG_STARTED, ReplayUser
 
     n = len(plan.shards)
     env = Environment(user_classes=[ReplayUser])
@@ -60,6 +60,8 @@ def run_plan(plan: Plan, cfg: RunConfig, *, progress: Callable[[dict], None] | N
     runner = env.create_master_runner("127.0.0.1", port)
     out = RunResult(stats=env.stats)
     done: dict[int, dict] = {}
+    acked: set[int] = set()
+    runner.register_message(MSG_STARTED, lambda msg, **_: acked.add(msg.data["worker"]))
     runner.register_message(MSG_RESULTS, lambda msg, **_: out.results.extend(msg.data))
     runner.register_message(MSG_DONE, lambda msg, **_: done.__setitem__(msg.data["worker"], msg.data))
     procs = []
@@ -74,7 +76,12 @@ def run_plan(plan: Plan, cfg: RunConfig, *, progress: Callable[[dict], None] | N
                                f"within {cfg.connect_timeout:.0f} s")
             runner.greenlet.join(0.05)
         t0 = time.time() + cfg.start_delay
-        runner.send_message(MSG_START, {"t0": t0})
+        while len(acked) < n:  # repeated: a worker may not listen for it yet (see worker.py)
+            runner.send_message(MSG_START, {"t0": t0})
+            runner.greenlet.join(0.1)
+            _check_alive(procs, cfg.workdir)
+            if time.time() > t0 - 0.2:
+                raise RunError(f"only {len(acked)} of {n} workers took the start time in time")
         runner.start(n, spawn_rate=max(n, 100))
         last_due = cfg.duration if cfg.duration is not None else plan.span
         deadline = time.monotonic() + cfg.start_delay + last_due + cfg.timeout + 60

@@ -35,10 +35,12 @@ from locust.exception import StopUser
 from replayer.compare import Comparer
 from replayer.plan import Step
 
-__all__ = ["MSG_DONE", "MSG_RESULTS", "MSG_START", "ReplayUser", "Settings", "replay_connection"]
+__all__ = ["MSG_DONE", "MSG_RESULTS", "MSG_START", "MSG_STARTED", "ReplayUser", "Settings",
+           "replay_connection"]
 
-MSG_START, MSG_RESULTS, MSG_DONE = "rewind_start", "rewind_results", "rewind_done"
-SHIP_EVERY_S = 0.5
+MSG_START, MSG_STARTED = "rewind_start", "rewind_started"
+MSG_RESULTS, MSG_DONE = "rewind_results", "rewind_done"
+SHIP_EVERY_S = 0.2  # small batches: serializing a big one stalls the pacing for ms
 
 
 class RawClient(HTTPClient):
@@ -81,6 +83,7 @@ def replay_connection(steps: list[Step], client, t0: float, out: list, *, worker
 
     ``t0`` is the start on ``clock``; a step is due at ``t0 + step.due (+ iteration * span)``.
     """
+    _preconnect(client)
     prev_done = t0
     iteration = 0
     while True:
@@ -123,6 +126,17 @@ def replay_connection(steps: list[Step], client, t0: float, out: list, *, worker
         iteration += 1
         if span <= 0 and duration is None:
             return
+
+
+def _preconnect(client) -> None:
+    """Open the connection before the first due time, so that send is not late by a connect."""
+    pool = getattr(client, "_connection_pool", None)
+    if pool is None:
+        return
+    try:
+        pool.return_socket(pool.get_socket())
+    except OSError:
+        pass  # the first request connects (and reports the failure) itself
 
 
 class ReplayUser(User):

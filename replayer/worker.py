@@ -20,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     from locust.env import Environment
 
     from replayer.plan import read_steps
-    from replayer.user import MSG_START, SETTINGS, ReplayUser
+    from replayer.user import MSG_START, MSG_STARTED, SETTINGS, ReplayUser
 
     SETTINGS.target = conf["target"]
     SETTINGS.worker = conf["worker"]
@@ -32,8 +32,12 @@ def main(argv: list[str] | None = None) -> int:
     SETTINGS.span = conf["span"]
 
     def on_start(msg, **_kw) -> None:
-        SETTINGS.t0_wall = msg.data["t0"]
-        SETTINGS.started.set()
+        # The master repeats this until every worker acknowledged it: a message that arrives
+        # before the handler is registered is dropped by Locust. Only the first one counts.
+        if SETTINGS.t0_wall is None:
+            SETTINGS.t0_wall = msg.data["t0"]
+            SETTINGS.started.set()
+        runner.send_message(MSG_STARTED, {"worker": SETTINGS.worker})
 
     env = Environment(user_classes=[ReplayUser])
     runner = env.create_worker_runner(conf["master_host"], conf["master_port"])
