@@ -95,7 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
         "write a report and turn it into a pass/fail exit code.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     a.add(p, "--source", required=True,
-          help="where the records are: an exported JSON Lines file, or a Redis URL with --stream")
+          help="where the records are: an exported file, an archive folder, a Redis URL (with "
+          "--stream), or a Redis URL and an archive folder joined by a comma (read as one)")
     a.add(p, "--stream", default=None, help="stream name (records in rewind:{NAME}:http)")
     a.add(p, "--from", dest="from_", type=when, default=None,
           help="first capture time: ISO-8601, -15m, or ns since the epoch")
