@@ -8,6 +8,7 @@ import functools
 import os
 import shutil
 import subprocess
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -316,3 +317,71 @@ def test_names_are_cut_at_63_characters():
     assert all(len(n) <= 63 and not n.endswith("-") for n in names), names
     cron = next(d["metadata"]["name"] for d in docs if d["kind"] == "CronJob")
     assert len(cron) <= 52 and cron.endswith("-schedule")
+
+
+PARENT_DEPLOYMENT = """\
+{{- $rw := index .Subcharts "rewind-capture" }}
+{{- $port := $rw.Values.sidecar.metricsPort }}
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: my-api
+spec:
+  selector:
+    matchLabels: {app: my-api}
+  template:
+    metadata:
+      labels: {app: my-api}
+      annotations:
+        {{- include "rewind-capture.scrapeAnnotations" (list $rw $port) | nindent 8 }}
+    spec:
+      shareProcessNamespace: true
+      containers:
+        - name: api
+          image: my-api:1.2.3
+          ports: [{name: http, containerPort: 9000}]
+        {{- include "rewind-capture.sidecar" $rw | nindent 8 }}
+      volumes:
+        {{- include "rewind-capture.sidecarVolumes" $rw | nindent 8 }}
+"""
+
+
+def test_sidecar_included_from_a_parent_chart(tmp_path):
+    """A user's chart with rewind-capture as a subchart includes the sidecar as docs/chart.md shows."""
+    import kubernetes_validate
+
+    parent = tmp_path / "my-api"
+    shutil.copytree(CHART, parent / "charts" / "rewind-capture")
+    (parent / "templates").mkdir()
+    (parent / "templates" / "deployment.yaml").write_text(PARENT_DEPLOYMENT)
+    (parent / "Chart.yaml").write_text(textwrap.dedent("""\
+        apiVersion: v2
+        name: my-api
+        version: 1.0.0
+        dependencies:
+          - name: rewind-capture
+            version: 0.1.0
+            repository: file://charts/rewind-capture
+        """))
+    (parent / "values.yaml").write_text(textwrap.dedent("""\
+        global: {}
+        rewind-capture:
+          stream: orders
+          sidecar:
+            port: 9000
+        """))
+    lint = helm("lint", str(parent), "--strict")
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    out = helm("template", "shop", str(parent))
+    assert out.returncode == 0, out.stderr
+    docs = [d for d in yaml.safe_load_all(out.stdout) if d]
+    for d in docs:
+        kubernetes_validate.validate(d, kubernetes_validate.latest_version(), strict=True)
+    pod = find(docs, "Deployment", "my-api")["spec"]["template"]
+    side = container(pod["spec"], "rewind-capture")
+    e = env(side)
+    assert (e["REWIND_PORT"], e["REWIND_STREAM"]) == ("9000", "orders")
+    redis_svc = find(docs, "Service", "-redis")["metadata"]["name"]
+    assert e["REWIND_REDIS"] == f"redis://{redis_svc}:6379/0"
+    assert pod["metadata"]["annotations"]["prometheus.io/port"] == "9102"
+    assert {v["name"] for v in pod["spec"]["volumes"]} == {m["name"] for m in side["volumeMounts"]}

@@ -11,7 +11,8 @@ The capture sidecar container, for the `containers:` list of your API's pod temp
         {{- include "rewind-capture.sidecarVolumes" . | nindent 8 }}
 
 and {{ include "rewind-capture.scrapeAnnotations" (list . .Values.sidecar.metricsPort) }} in the
-pod template's annotations. See docs/chart.md.
+pod template's annotations. From a chart that has rewind-capture as a dependency, pass the
+subchart's context instead of ".": (index .Subcharts "rewind-capture"). See docs/chart.md.
 */}}
 {{- define "rewind-capture.sidecar" -}}
 {{ include "rewind-capture.captureContainer" (dict "root" . "name" "rewind-capture" "extraArgs" (list)) }}
