@@ -385,3 +385,35 @@ def test_sidecar_included_from_a_parent_chart(tmp_path):
     assert e["REWIND_REDIS"] == f"redis://{redis_svc}:6379/0"
     assert pod["metadata"]["annotations"]["prometheus.io/port"] == "9102"
     assert {v["name"] for v in pod["spec"]["volumes"]} == {m["name"] for m in side["volumeMounts"]}
+
+
+def rewind_containers(docs):
+    """(command, container) for every container that runs a rewind console script."""
+    for _, tpl in pod_templates(docs):
+        for c in tpl["spec"]["containers"]:
+            if c.get("command", [""])[0] in ("rewind-capture", "rewind-archive"):
+                yield c["command"][0], c
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_rendered_command_lines_are_accepted_by_the_clis(scenario, monkeypatch):
+    """Each rendered rewind-capture/rewind-archive container's args and REWIND_* env parse in the real CLI."""
+    from sidecar import archive_cli, capture_cli
+
+    parsers = {"rewind-capture": capture_cli.parse, "rewind-archive": archive_cli.parse}
+    checked = 0
+    for command, c in rewind_containers(render(scenario)):
+        with monkeypatch.context() as m:
+            for name in [k for k in os.environ if k.startswith("REWIND_")]:
+                m.delenv(name)
+            for name, value in env(c).items():
+                m.setenv(name, value if isinstance(value, str) else "pod-abc12")
+            args = parsers[command](c.get("args", []))
+        if command == "rewind-capture":
+            assert (args.port, args.stream, args.metrics_port) == (8080, "api", 9102)
+            assert args.node == "pod-abc12"
+            assert args.duration == (900 if scenario == "schedule" else None)
+        else:
+            assert args.out == "/archive"
+        checked += 1
+    assert checked == {"default": 0, "archiver": 1}.get(scenario, 1)
