@@ -11,7 +11,7 @@ from pathlib import Path
 
 import orjson
 
-from sidecar.record import RecordError
+from sidecar.record import SCHEMA_VERSION, RecordError
 from sidecar.segments import iter_lines
 from sidecar.stream_ids import StreamId, parse_id
 
@@ -52,6 +52,9 @@ class FileReader:
                 ts = int(doc["ts_ns"])
             except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
                 raise RecordError(f"{self.path}:{n}: not an exported record line: {exc!r}") from exc
+            if doc.get("v") != SCHEMA_VERSION:
+                raise RecordError(f"{self.path}:{n}: record schema v{doc.get('v')} is not "
+                                  f"supported (this is v{SCHEMA_VERSION})")
             if lo <= sid <= hi:
                 yield sid, ts, doc, decode_line
 

@@ -83,6 +83,11 @@ def replay_connection(steps: list[Step], client, t0: float, out: list, *, worker
 
     ``t0`` is the start on ``clock``; a step is due at ``t0 + step.due (+ iteration * span)``.
     """
+    if steps:  # connect shortly before the first request, as the recorded client did: a server
+        # with a thread per connection (gunicorn gthread/sync) must not hold idle sockets
+        lead = t0 + steps[0].due - PRECONNECT_LEAD_S - clock()
+        if lead > 0:
+            gevent.sleep(lead)
     _preconnect(client)
     prev_done = t0
     iteration = 0
@@ -126,6 +131,9 @@ def replay_connection(steps: list[Step], client, t0: float, out: list, *, worker
         iteration += 1
         if span <= 0 and duration is None:
             return
+
+
+PRECONNECT_LEAD_S = 0.05  # how long before its first request a connection is opened
 
 
 def _preconnect(client) -> None:
