@@ -6,7 +6,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help host venv tools test test-unit test-integration test-bpf chart-test demo bench bench-capture bench-archive lint clean
+.PHONY: help host venv tools test test-unit test-integration test-bpf chart-test demo bench bench-capture bench-archive lint clean \
+	images images-lint
 
 help:
 	@echo "make demo            capture -> Redis on this machine, end to end, and show the records"
@@ -16,6 +17,8 @@ help:
 	@echo "make lint            ruff over the Python code"
 	@echo "make tools           helm and kubectl into .tools/bin (ci/get-helm.sh)"
 	@echo "make chart-test      helm lint --strict, helm template | kubernetes-validate --strict, chart tests"
+	@echo "make images-lint     hadolint over ci/docker/*.Dockerfile"
+	@echo "make images          docker build the sidecar, replayer and demo-api images (needs a Docker engine)"
 
 # System packages, /lib/modules links for bcc, tracefs/debugfs mounts (root).
 host:
@@ -78,6 +81,26 @@ bench-archive: host venv
 
 lint: venv
 	$(VENV)/bin/ruff check sidecar replayer tests ci
+
+# Images (ci/docker): rewind/sidecar (rewind-capture, rewind-archive), rewind/replayer
+# (rewind-replay, rewind-archive, rewind-inspect), rewind/demo-api. `make images` needs a Docker
+# engine (none on the dev machine: it is for CI); IMAGE_TAG defaults to the version in
+# pyproject.toml, PUSH=1 pushes to IMAGE_REGISTRY.
+IMAGE_REGISTRY ?=
+IMAGE_TAG ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+IMAGES := sidecar replayer demo-api
+DOCKER ?= docker
+
+images-lint: venv
+	$(VENV)/bin/hadolint ci/docker/*.Dockerfile
+
+images: images-lint
+	@set -e; for image in $(IMAGES); do \
+	  ref=$(IMAGE_REGISTRY)rewind/$$image:$(IMAGE_TAG); \
+	  echo "== $$ref"; \
+	  $(DOCKER) build -f ci/docker/$$image.Dockerfile -t $$ref .; \
+	  if [ "$(PUSH)" = 1 ]; then $(DOCKER) push $$ref; fi; \
+	done
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache bench-results

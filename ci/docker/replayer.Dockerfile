@@ -1,0 +1,22 @@
+# rewind/replayer: rewind-replay (entrypoint), rewind-archive and rewind-inspect, as a non-root
+# user. Build from the repository root:
+#   docker build -f ci/docker/replayer.Dockerfile -t rewind/replayer .
+# Run another tool with --entrypoint rewind-inspect (or rewind-archive).
+
+FROM python:3.11.10-slim-bookworm AS wheel
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY sidecar ./sidecar
+COPY replayer ./replayer
+RUN pip wheel --no-cache-dir --no-deps --wheel-dir /dist .
+
+FROM python:3.11.10-slim-bookworm
+COPY --from=wheel /dist /tmp/dist
+RUN pip install --no-cache-dir /tmp/dist/rewind-*.whl && rm -rf /tmp/dist \
+ && useradd --create-home --uid 10001 --user-group rewind
+USER 10001:10001
+WORKDIR /home/rewind
+ENV PYTHONUNBUFFERED=1
+# Reports go to --report DIR: mount a volume there (e.g. /home/rewind/out).
+ENTRYPOINT ["rewind-replay"]
+CMD ["--help"]
