@@ -88,6 +88,45 @@ def _table(rows: list[list], head: list[str]) -> str:
     return f"<table><tr>{th}</tr>{body}</table>"
 
 
+def _ramp(r: dict) -> str:
+    """The ramp: capacity, a plot of achieved rate and p95 per step with the SLO line, a table."""
+    steps = r["steps"]
+    cap = r["capacity_rps"]
+    head = (f"<h2>Ramp: capacity {cap if cap is not None else 'below the first step'} "
+            f"requests/s</h2><p>SLO <code>{html.escape(r['slo'])}</code> judged per step "
+            f"({r['step_s']} s each, {r['judge_after_s']} s after its end); "
+            + (f"broken at {r['broken_at_rps']}/s by {html.escape('; '.join(r['broken_by']))}"
+               if r["broken_at_rps"] is not None else
+               "held up to the last step (--ramp-max): the capacity is at least that") + "</p>")
+    fig, ax = plt.subplots(figsize=(8, 3.4))
+    x = [st["offered_rps"] for st in steps]
+    ax.plot(x, [st["achieved_rps"] for st in steps], "o-", label="achieved requests/s")
+    ax.plot(x, x, ":", color="grey", lw=1, label="offered")
+    ax.set_xlabel("offered requests/s (one point per step)")
+    ax.set_ylabel("requests / s")
+    ax2 = ax.twinx()
+    ax2.plot(x, [st["p95_ms"] if st["p95_ms"] is not None else float("nan") for st in steps],
+             "s-", color="tab:red", label="p95 ms")
+    limit = r["slo_limits"].get("p95")
+    if limit is not None:
+        ax2.axhline(limit, color="tab:red", ls="--", lw=1, label=f"SLO p95 < {limit:g} ms")
+    ax2.set_ylabel("p95 ms")
+    if cap is not None:
+        ax.axvline(cap, color="tab:green", ls="-.", lw=1, label=f"capacity {cap:g}/s")
+    lines = ax.get_legend_handles_labels()
+    lines2 = ax2.get_legend_handles_labels()
+    ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], fontsize=8, loc="upper left")
+    ax.set_title("Ramp: achieved rate and p95 per step")
+    ax.grid(alpha=0.3)
+    table = _table([[st["step"], st["offered_rps"], st["achieved_rps"], st["sent"], st["p50_ms"],
+                     st["p95_ms"], st["p99_ms"], f"{st['error_rate'] or 0:.2%}",
+                     st["scheduler_lag_p99_ms"], "held" if st["held"] else
+                     "BROKE: " + "; ".join(st["failing"])] for st in steps],
+                   ["step", "offered/s", "achieved/s", "sent", "p50 ms", "p95 ms", "p99 ms",
+                    "errors", "sched. lag p99 ms", "SLO"])
+    return head + _png(fig) + table
+
+
 def render_html(s: dict) -> str:
     run, tot, series = s["run"], s["totals"], s["series"]
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>rewind replay report"
@@ -99,6 +138,8 @@ def render_html(s: dict) -> str:
         failing = [c for c in v["checks"] if not c["ok"]]
         if failing:
             parts.append("<pre>" + html.escape("\n".join(c["line"] for c in failing)) + "</pre>")
+    if s.get("ramp"):
+        parts.append(_ramp(s["ramp"]))
     parts.append(_table([
         ["target", run["target"]], ["source", run["source"]],
         ["mode", f"{run['mode']} (speed {run['speed']}, rate {run['rate']})"],

@@ -29,11 +29,16 @@ examples:
   rewind-replay --source capture.jsonl --target http://c:8080 --mode rps --rps 500 --loop --duration 10m
   rewind-replay --source capture.jsonl --target http://c:8080 --mode max --workers 2
 
+  # capacity: 100, 200, ... 2000 requests/s, 30 s each, until p95 >= 200 ms or 1 % errors
+  rewind-replay --source capture.jsonl --target http://c:8080 --mode ramp --ramp-start 100 \
+      --ramp-step 100 --ramp-max 2000 --step-duration 30s --slo 'p95<200ms,errors<1%' --report out/
+
 thresholds file (JSON; max_ or min_ with p50_ms p90_ms p95_ms p99_ms max_ms error_rate
 status_mismatch_rate body_mismatch_rate rps lag_p99_ms; see docs/replay.md):
   {"max_p95_ms": 200, "max_error_rate": 0.01, "max_status_mismatch_rate": 0.01}
 
-exit codes: 0 replayed (and thresholds passed), 1 thresholds failed, 2 bad arguments or input
+exit codes: 0 replayed (and thresholds passed; ramp: at least the first step held the SLO),
+1 thresholds failed (ramp: even the first step broke the SLO), 2 bad arguments or input
 (empty range, bad record or schema version, malformed thresholds file), 3 target unreachable,
 4 source unreachable (Redis), 5 the run itself failed (a worker died or the run overran)
 """
@@ -102,11 +107,23 @@ def build_parser() -> argparse.ArgumentParser:
           help="first capture time: ISO-8601, -15m, or ns since the epoch")
     a.add(p, "--to", type=when, default=None, help="last capture time (same forms as --from)")
     a.add(p, "--target", required=True, help="base URL of the deployment to replay against")
-    a.add(p, "--mode", default="recorded", choices=["recorded", "rps", "max"],
+    a.add(p, "--mode", default="recorded", choices=["recorded", "rps", "max", "ramp"],
           help="recorded: at the recorded offsets / --speed (open loop); rps: --rps requests a "
-          "second in recorded order; max: every connection as fast as it is answered")
+          "second in recorded order; max: every connection as fast as it is answered; ramp: "
+          "rising rates (--ramp-*) in recorded order until the --slo breaks")
     a.add(p, "--speed", type=positive, default=1.0, help="recorded mode: time runs this much faster")
     a.add(p, "--rps", type=positive, default=None, help="rps mode: requests a second, all workers")
+    a.add(p, "--ramp-start", type=positive, default=50.0,
+          help="ramp mode: requests a second of the first step")
+    a.add(p, "--ramp-step", type=positive, default=50.0,
+          help="ramp mode: requests a second added at each step")
+    a.add(p, "--ramp-max", type=positive, default=1000.0,
+          help="ramp mode: the highest rate tried (the ramp ends there if the SLO still holds)")
+    a.add(p, "--step-duration", type=a.duration, default="30s",
+          help="ramp mode: how long each rate is held")
+    a.add(p, "--slo", default=None,
+          help="ramp mode: what must hold at each step, e.g. 'p95<200ms,errors<1%%' "
+          "(p50 p90 p95 p99 max in ms or s; errors in %% or a fraction)")
     a.add(p, "--workers", type=int, default=1, help="Locust worker processes")
     a.add(p, "--loop", action="store_true", default=False,
           help="replay the range again and again (needs --duration)")
@@ -156,6 +173,21 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, dict | None]:
         p.error("--target is a base URL without a path (recorded targets are sent as they are)")
     if args.mode == "rps" and not args.rps:
         p.error("--mode rps needs --rps N")
+    args.slo_objectives = None
+    if args.mode == "ramp":
+        from replayer.slo import SloError, parse_slo
+        if not args.slo:
+            p.error("--mode ramp needs --slo, e.g. --slo 'p95<200ms,errors<1%'")
+        try:
+            args.slo_objectives = parse_slo(args.slo)
+        except SloError as exc:
+            print(f"rewind-replay: --slo: {exc}", file=sys.stderr)  # one line, exit 2
+            sys.exit(EXIT_USAGE)
+        if args.ramp_max < args.ramp_start:
+            p.error("--ramp-max is below --ramp-start")
+        if args.loop or args.duration or args.thresholds:
+            p.error("--mode ramp sets its own length (--ramp-* and --step-duration) and judges "
+                    "with --slo: leave out --loop, --duration and --thresholds")
     if args.workers < 1:
         p.error("--workers must be at least 1")
     if args.loop and not args.duration:
@@ -207,7 +239,14 @@ def main(argv: list[str] | None = None) -> int:
         source_down = "cannot read" in str(exc) and "Redis" in str(exc)
         print(f"rewind-replay: {exc}", file=sys.stderr)
         return EXIT_SOURCE if source_down else EXIT_USAGE
-    schedule = Schedule(args.mode, args.speed, args.rps or 0.0)
+    ramp = None
+    if args.mode == "ramp":
+        from replayer.ramp import Ramp
+        ramp = Ramp(args.ramp_start, args.ramp_step, args.ramp_max, args.step_duration)
+        # the plan's own due times are only its order here: workers take them from the ramp
+        schedule = Schedule("rps", rate=args.ramp_start)
+    else:
+        schedule = Schedule(args.mode, args.speed, args.rps or 0.0)
     plan = build_plan(records, rules, schedule, args.workers)
     if plan.steps == 0:
         print(f"rewind-replay: nothing to replay: the range holds {len(records)} records"
@@ -225,20 +264,28 @@ def main(argv: list[str] | None = None) -> int:
              span_s=round(plan.span, 3))
 
     from replayer.run import RunConfig, RunError, run_plan
+    monitor = None
+    if ramp is not None:
+        from replayer.ramp import RampMonitor
+        monitor = RampMonitor(ramp, args.slo_objectives, log=log.info)
+        log.info("replay.ramp", rates=list(ramp.rates), step_s=ramp.step_s, slo=args.slo,
+                 planned=ramp.total, judge_after_s=round(monitor.grace, 2))
     with tempfile.TemporaryDirectory(prefix="rewind-replay-") as work:
         cfg = RunConfig(target=args.target, workdir=work, ignore=args.ignore,
-                        timeout=args.timeout, loop=args.loop, duration=args.duration,
-                        progress_every=args.progress_every)
+                        timeout=args.timeout, loop=args.loop or ramp is not None,
+                        duration=ramp.duration if ramp else args.duration,
+                        progress_every=args.progress_every, ramp=ramp,
+                        monitor=monitor.tick if monitor else None)
         started = datetime.now(UTC).isoformat(timespec="seconds")
         try:
             out = run_plan(plan, cfg, progress=lambda snap: log.info("replay.progress", **snap))
         except RunError as exc:
             log.error("replay.failed", error=str(exc))
             return EXIT_RUN
-    return finish(args, thresholds, plan, out, records, started, log)
+    return finish(args, thresholds, plan, out, records, started, log, ramp, monitor)
 
 
-def finish(args, thresholds, plan, out, records, started, log) -> int:
+def finish(args, thresholds, plan, out, records, started, log, ramp=None, monitor=None) -> int:
     from replayer.results import summarize
     from replayer.verdict import evaluate
 
@@ -263,6 +310,24 @@ def finish(args, thresholds, plan, out, records, started, log) -> int:
             if not c.ok:
                 log.warning("replay.threshold_failed", line=c.line())
         code = EXIT_OK if passed else EXIT_FAILED
+    if ramp is not None:
+        from replayer.ramp import step_table
+        monitor.finish(out.results, out.wall_s)
+        broke = next((v for v in monitor.verdicts if not v.held), None)
+        summary["ramp"] = {
+            **ramp.to_json(), "slo": args.slo,
+            "slo_limits": {o.metric: o.limit for o in args.slo_objectives},  # ms; errors: share
+            "capacity_rps": monitor.capacity,
+            "broken_at_rps": broke.rate if broke else None,
+            "broken_by": broke.failing if broke else [],
+            "reached_max": broke is None and len(monitor.verdicts) == len(ramp.rates),
+            "judge_after_s": round(monitor.grace, 3),
+            "steps": step_table(out.results, ramp, monitor)}
+        summary["run"]["rate"] = None
+        log.info("replay.ramp_done", capacity_rps=monitor.capacity,
+                 broken_at_rps=broke.rate if broke else None,
+                 broken_by=broke.failing if broke else None)
+        code = EXIT_OK if monitor.capacity is not None else EXIT_FAILED
     if args.report:
         from replayer.report import write_report
         write_report(args.report, summary, out.stats)

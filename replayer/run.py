@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import orjson
 
 from replayer.plan import Plan, write_steps
+from replayer.ramp import Ramp
 
 __all__ = ["RunConfig", "RunError", "RunResult", "run_plan"]
 
@@ -39,6 +40,10 @@ class RunConfig:
     start_delay: float = 2.0  # seconds between "all connected" and the first due time
     connect_timeout: float = 60.0  # for workers to connect to the master
     progress_every: float = 5.0
+    ramp: Ramp | None = None  # ramp mode: due times come from the ramp (see replayer/ramp.py)
+    # called about every 0.1 s with (results so far, s since the start); a number it returns is
+    # a time (s after the start) from which the workers send nothing more
+    monitor: Callable[[list, float], float | None] | None = None
 
 
 @dataclass(slots=True)
@@ -52,7 +57,8 @@ def run_plan(plan: Plan, cfg: RunConfig, *, progress: Callable[[dict], None] | N
              ) -> RunResult:
     from locust.env import Environment
 
-    from replayer.user import MSG_DONE, MSG_RESULTS, MSG_START, MSG_STARTED, ReplayUser
+    from replayer.user import (MSG_DONE, MSG_RESULTS, MSG_START, MSG_STARTED, MSG_STOP,
+                               ReplayUser)
 
     n = len(plan.shards)
     env = Environment(user_classes=[ReplayUser])
@@ -87,9 +93,15 @@ def run_plan(plan: Plan, cfg: RunConfig, *, progress: Callable[[dict], None] | N
         deadline = time.monotonic() + cfg.start_delay + last_due + cfg.timeout + 60
         next_progress = time.monotonic() + cfg.progress_every
         seen = 0
+        stopped = False
         while len(done) < n:
             runner.greenlet.join(0.1)
             _check_alive(procs, cfg.workdir)
+            if cfg.monitor is not None and not stopped:
+                stop = cfg.monitor(out.results, time.time() - t0)
+                if stop is not None:
+                    runner.send_message(MSG_STOP, {"at": stop})
+                    stopped = True
             now = time.monotonic()
             if now > deadline:
                 raise RunError(f"the run overran its deadline; {len(done)} of {n} workers done")
@@ -121,7 +133,8 @@ def _start_worker(w: int, shard, plan: Plan, cfg: RunConfig, port: int) -> subpr
         f.write(orjson.dumps({
             "target": cfg.target, "worker": w, "steps": steps, "ignore": cfg.ignore,
             "timeout": cfg.timeout, "loop": cfg.loop, "duration": cfg.duration,
-            "span": plan.span, "master_host": "127.0.0.1", "master_port": port}))
+            "span": plan.span, "ramp": cfg.ramp.to_json() if cfg.ramp else None,
+            "planned": plan.steps, "master_host": "127.0.0.1", "master_port": port}))
     with open(os.path.join(cfg.workdir, f"worker-{w}.log"), "wb") as log:
         return subprocess.Popen([sys.executable, "-m", "replayer.worker", conf],
                                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)

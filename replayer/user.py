@@ -34,12 +34,14 @@ from locust.exception import StopUser
 
 from replayer.compare import Comparer
 from replayer.plan import Step
+from replayer.ramp import Ramp
 
-__all__ = ["MSG_DONE", "MSG_RESULTS", "MSG_START", "MSG_STARTED", "ReplayUser", "Settings",
-           "replay_connection"]
+__all__ = ["MSG_DONE", "MSG_RESULTS", "MSG_START", "MSG_STARTED", "MSG_STOP", "ReplayUser",
+           "Settings", "replay_connection"]
 
 MSG_START, MSG_STARTED = "rewind_start", "rewind_started"
 MSG_RESULTS, MSG_DONE = "rewind_results", "rewind_done"
+MSG_STOP = "rewind_stop"  # {"at": s after start}: send nothing due from then on (ramp mode)
 SHIP_EVERY_S = 0.2  # small batches: serializing a big one stalls the pacing for ms
 
 
@@ -61,6 +63,9 @@ class Settings:
     loop: bool = False
     duration: float | None = None  # stop sending after this many seconds
     span: float = 0.0  # with loop: iteration i is due i * span later
+    ramp: Ramp | None = None  # ramp mode: the k-th request is due at ramp.due(k)
+    planned: int = 0  # steps in the whole plan (all workers): k = idx + iteration * planned
+    stop_at: float | None = None  # set by the master (MSG_STOP): nothing is sent from then on
     t0_wall: float | None = None  # start time (epoch seconds), sent by the master
     started: Event = field(default_factory=Event)
 
@@ -78,11 +83,17 @@ def make_client(target: str, timeout: float) -> RawClient:
 def replay_connection(steps: list[Step], client, t0: float, out: list, *, worker: int,
                       comparer: Comparer, fire=None, loop: bool = False,
                       duration: float | None = None, span: float = 0.0,
-                      clock=time.monotonic) -> None:
+                      due_of=None, stop_at=None, clock=time.monotonic) -> None:
     """Send ``steps`` (one captured connection, in order) on ``client``; append one result each.
 
-    ``t0`` is the start on ``clock``; a step is due at ``t0 + step.due (+ iteration * span)``.
+    ``t0`` is the start on ``clock``; a step is due at ``t0 + step.due (+ iteration * span)``,
+    or at ``t0 + due_of(step, iteration)`` when given (ramp mode). ``stop_at()``, when given,
+    may return a time (s after ``t0``) from which nothing more is sent.
     """
+    def limit() -> float | None:
+        stop = stop_at() if stop_at is not None else None
+        return duration if stop is None else (stop if duration is None else min(stop, duration))
+
     if steps:  # connect shortly before the first request, as the recorded client did: a server
         # with a thread per connection (gunicorn gthread/sync) must not hold idle sockets
         lead = t0 + steps[0].due - PRECONNECT_LEAD_S - clock()
@@ -93,15 +104,17 @@ def replay_connection(steps: list[Step], client, t0: float, out: list, *, worker
     iteration = 0
     while True:
         for s in steps:
-            due_rel = s.due + iteration * span
-            if duration is not None and due_rel >= duration:
+            due_rel = due_of(s, iteration) if due_of is not None else s.due + iteration * span
+            end = limit()
+            if end is not None and due_rel >= end:
                 return
             due = t0 + due_rel
             now = clock()
             if due > now:
                 gevent.sleep(due - now)
             sent = clock()
-            if duration is not None and sent - t0 >= duration:
+            end = limit()
+            if end is not None and sent - t0 >= end:
                 return
             wait = max(0.0, prev_done - due)
             status, body, error = 0, b"", None
@@ -170,9 +183,14 @@ class ReplayUser(User):
         clients = [make_client(cfg.target, cfg.timeout) for _ in by_conn]
         fire = self.environment.events.request.fire
         shipper = gevent.spawn(_ship, runner, out)
+        due_of = None
+        if cfg.ramp is not None:
+            ramp, planned = cfg.ramp, cfg.planned
+            due_of = lambda s, iteration: ramp.due(s.idx + iteration * planned)  # noqa: E731
         conns = [gevent.spawn(replay_connection, steps, client, t0, out, worker=cfg.worker,
                               comparer=comparer, fire=fire, loop=cfg.loop,
-                              duration=cfg.duration, span=cfg.span)
+                              duration=cfg.duration, span=cfg.span, due_of=due_of,
+                              stop_at=lambda: cfg.stop_at)
                  for steps, client in zip(by_conn.values(), clients, strict=True)]
         gevent.joinall(conns)
         shipper.kill()

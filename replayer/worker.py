@@ -20,7 +20,8 @@ def main(argv: list[str] | None = None) -> int:
     from locust.env import Environment
 
     from replayer.plan import read_steps
-    from replayer.user import MSG_START, MSG_STARTED, SETTINGS, ReplayUser
+    from replayer.ramp import Ramp
+    from replayer.user import MSG_START, MSG_STARTED, MSG_STOP, SETTINGS, ReplayUser
 
     SETTINGS.target = conf["target"]
     SETTINGS.worker = conf["worker"]
@@ -30,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     SETTINGS.loop = conf["loop"]
     SETTINGS.duration = conf["duration"]
     SETTINGS.span = conf["span"]
+    SETTINGS.ramp = Ramp(**conf["ramp"]) if conf.get("ramp") else None
+    SETTINGS.planned = conf.get("planned", 0)
 
     def on_start(msg, **_kw) -> None:
         # The master repeats this until every worker acknowledged it: a message that arrives
@@ -41,7 +44,11 @@ def main(argv: list[str] | None = None) -> int:
 
     env = Environment(user_classes=[ReplayUser])
     runner = env.create_worker_runner(conf["master_host"], conf["master_port"])
+    def on_stop(msg, **_kw) -> None:
+        SETTINGS.stop_at = msg.data["at"]
+
     runner.register_message(MSG_START, on_start)
+    runner.register_message(MSG_STOP, on_stop)
     runner.greenlet.join()
     return 0
 
