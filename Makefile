@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help host venv tools test test-unit test-integration test-bpf chart-test demo bench bench-capture bench-archive lint clean \
+.PHONY: help host venv tools test test-unit test-integration test-bpf chart-test demo bench bench-capture bench-archive bench-replay lint clean \
 	images images-lint
 
 help:
@@ -14,6 +14,7 @@ help:
 	@echo "make test            install everything and run every test (REWIND_REQUIRE_BPF=1: no BPF skips)"
 	@echo "make bench-capture   throughput with and without capture, loss, sidecar CPU (table + JSON)"
 	@echo "make bench-archive   records/s archived, compression ratio, range read-back speed (table + JSON)"
+	@echo "make bench-replay    replay requests/s per worker (max), schedule lag (recorded) vs plain Locust"
 	@echo "make lint            ruff over the Python code"
 	@echo "make tools           helm and kubectl into .tools/bin (ci/get-helm.sh)"
 	@echo "make chart-test      helm lint --strict, helm template | kubernetes-validate --strict, chart tests"
@@ -71,13 +72,16 @@ chart-test: venv tools
 demo: host venv
 	$(PY) ci/demo.py
 
-bench: bench-capture bench-archive
+bench: bench-capture bench-archive bench-replay
 
 bench-capture: host venv
 	$(PY) ci/bench_capture.py --out bench-results/capture.json
 
 bench-archive: host venv
 	$(PY) ci/bench_archive.py --out bench-results/archive.json
+
+bench-replay: host venv
+	$(PY) ci/bench_replay.py --out bench-results/replay.json
 
 lint: venv
 	$(VENV)/bin/ruff check sidecar replayer tests ci
