@@ -148,6 +148,13 @@ class Capture:
         for tgid, fds in seeded.items():
             for r in self._procfs.blocked_reads(tgid, fds):
                 self.probe.stash_read(tgid, r.tid, r.nr, r.fd, r.buf, r.iovcnt)
+        listening: dict[int, set[int]] = {}
+        for tgid, fd in found.listeners:
+            if tgid in new:
+                listening.setdefault(tgid, set()).add(fd)
+        for tgid, fds in listening.items():  # workers asleep in accept() since before we came
+            for tid, fd, addr in self._procfs.blocked_accepts(tgid, fds):
+                self.probe.stash_accept(tgid, tid, fd, addr)
         if new and self._known_tgids:
             self._log.info("capture.new_processes", pids=sorted(new))
         self._known_tgids = tgids

@@ -102,6 +102,7 @@ class Probe:
         self._conns = self._bpf[b"conns"]
         self._drops = self._bpf[b"drops"]
         self._io_active = self._bpf[b"io_active"]
+        self._accepting = self._bpf[b"accepting"]
 
     def _on_raw(self, _ctx, data, size) -> None:
         if size >= HEADER_SIZE:
@@ -144,6 +145,13 @@ class Probe:
         leaf = self._io_active.Leaf()
         leaf.buf, leaf.iovcnt, leaf.fd, leaf.nr, leaf.dir = buf, iovcnt, fd, nr, 0
         self._io_active[ctypes.c_uint64((tgid << 32) | tid)] = leaf
+
+    def stash_accept(self, tgid: int, tid: int, listen_fd: int, addr: int) -> None:
+        """Give the probe the arguments of an accept() already blocked when capture began (see
+        ProcFS.blocked_accepts): the connection it returns is then tracked as usual."""
+        leaf = self._accepting.Leaf()
+        leaf.addr, leaf.listen_fd = addr, listen_fd
+        self._accepting[ctypes.c_uint64((tgid << 32) | tid)] = leaf
 
     def forget_conn(self, tgid: int, fd: int) -> None:
         try:

@@ -19,6 +19,7 @@ _READS = {
     "x86_64": {0: "read", 19: "readv", 45: "recvfrom", 47: "recvmsg"},
     "aarch64": {63: "read", 65: "readv", 207: "recvfrom", 212: "recvmsg"},
 }.get(platform.machine(), {})
+_ACCEPTS = {"x86_64": {43, 288}, "aarch64": {202, 242}}.get(platform.machine(), set())
 
 
 class BlockedRead(NamedTuple):
@@ -57,10 +58,9 @@ class ProcFS:
         except (OSError, StopIteration, ValueError):
             return None
 
-    def blocked_reads(self, tgid: int, fds: set[int]) -> list[BlockedRead]:
-        """Threads of ``tgid`` blocked right now in a read of one of ``fds``. Their syscall
-        entered before capture started, so the probe never saw its arguments; the capture
-        hands them to the probe so the bytes that read returns are not missed."""
+    def _blocked_calls(self, tgid: int, nrs) -> list[tuple[int, int, list[int]]]:
+        """(tid, syscall nr, args) of threads of ``tgid`` sleeping in one of ``nrs`` right now
+        (/proc/PID/task/TID/syscall)."""
         out = []
         try:
             tids = os.listdir(f"{self.root}/{tgid}/task")
@@ -72,9 +72,22 @@ class ProcFS:
                     parts = f.read().split()
             except OSError:
                 continue
-            if len(parts) < 4 or not parts[0].isdigit() or int(parts[0]) not in _READS:
-                continue
-            nr, fd, a2, a3 = int(parts[0]), int(parts[1], 16), int(parts[2], 16), int(parts[3], 16)
+            if len(parts) >= 4 and parts[0].isdigit() and int(parts[0]) in nrs:
+                out.append((int(tid), int(parts[0]), [int(a, 16) for a in parts[1:4]]))
+        return out
+
+    def blocked_accepts(self, tgid: int, fds: set[int]) -> list[tuple[int, int, int]]:
+        """(tid, listening fd, sockaddr pointer) of threads blocked in accept()/accept4() on one
+        of ``fds`` (gunicorn sync workers sleep there): handed to the probe so the connection
+        that accept returns is tracked."""
+        return [(tid, a[0], a[1]) for tid, _, a in self._blocked_calls(tgid, _ACCEPTS) if a[0] in fds]
+
+    def blocked_reads(self, tgid: int, fds: set[int]) -> list[BlockedRead]:
+        """Threads of ``tgid`` blocked right now in a read of one of ``fds``. Their syscall
+        entered before capture started, so the probe never saw its arguments; the capture
+        hands them to the probe so the bytes that read returns are not missed."""
+        out = []
+        for tid, nr, (fd, a2, a3) in self._blocked_calls(tgid, _READS):
             if fd not in fds:
                 continue
             name = _READS[nr]
