@@ -94,6 +94,24 @@ static __always_inline u64 conn_key(u32 tgid, s32 fd)
     return ((u64)tgid << 32) | (u32)fd;
 }
 
+/* The fixed part of an event, with no payload and no peer address. */
+static __always_inline void event_header(struct event *ev, u16 kind, u32 tgid, s32 fd, u64 ts,
+                                         u64 pos, u64 total, u16 dir)
+{
+    ev->ts_ns = ts;
+    ev->pos = pos;
+    ev->total = total;
+    ev->aux = 0;
+    ev->aux2 = 0;
+    ev->tgid = tgid;
+    ev->fd = fd;
+    ev->len = 0;
+    ev->kind = kind;
+    ev->dir = dir;
+    ev->family = 0;
+    ev->port = 0;
+}
+
 /* ---- accept -------------------------------------------------------------------------- */
 
 static __always_inline int on_accept_enter(s32 fd, u64 addr)
@@ -134,18 +152,8 @@ static __always_inline int on_accept_exit(long ret)
     struct event *ev = scratch.lookup(&zero);
     if (!ev)
         return 0;
-    ev->ts_ns = ci.start_ns;
-    ev->pos = 0;
-    ev->total = 0;
+    event_header(ev, EV_ACCEPT, tgid, (s32)ret, ci.start_ns, 0, 0, 0);
     ev->aux = (u64)args.listen_fd;
-    ev->aux2 = 0;
-    ev->tgid = tgid;
-    ev->fd = (s32)ret;
-    ev->len = 0;
-    ev->kind = EV_ACCEPT;
-    ev->dir = 0;
-    ev->family = 0;
-    ev->port = 0;
     __builtin_memset(ev->addr, 0, sizeof(ev->addr));
     if (args.addr) {
         /* sockaddr_in / sockaddr_in6 from user memory: family at 0, port at 2,
@@ -190,18 +198,8 @@ TRACEPOINT_PROBE(syscalls, sys_enter_close)
     struct event *ev = scratch.lookup(&zero);
     if (!ev)
         return 0;
-    ev->ts_ns = bpf_ktime_get_ns();
-    ev->pos = off0;     /* final request-stream offset */
-    ev->total = off1;   /* final response-stream offset */
-    ev->aux = 0;
-    ev->aux2 = 0;
-    ev->tgid = tgid;
-    ev->fd = (s32)args->fd;
-    ev->len = 0;
-    ev->kind = EV_CLOSE;
-    ev->dir = 0;
-    ev->family = 0;
-    ev->port = 0;
+    /* pos, total: the final request- and response-stream offsets */
+    event_header(ev, EV_CLOSE, tgid, (s32)args->fd, bpf_ktime_get_ns(), off0, off1, 0);
     if (events.ringbuf_output(ev, EVENT_HEADER_SIZE, 0))
         count_drop(DROP_RINGBUF_FULL);
     return 0;
@@ -353,18 +351,7 @@ static __always_inline int on_io_exit(void *ctx, s32 nr, long ret)
     struct emit_state *st = emit_pos.lookup(&zero);
     if (!ev || !st)
         return 0;
-    ev->ts_ns = bpf_ktime_get_ns();
-    ev->pos = start;
-    ev->total = (u64)ret;
-    ev->aux = 0;
-    ev->aux2 = 0;
-    ev->tgid = tgid;
-    ev->fd = args.fd;
-    ev->len = 0;
-    ev->kind = EV_DATA;
-    ev->dir = dir;
-    ev->family = 0;
-    ev->port = 0;
+    event_header(ev, EV_DATA, tgid, args.fd, bpf_ktime_get_ns(), start, (u64)ret, dir);
 
     st->remaining = (u64)ret;
     st->fill = 0;
@@ -459,18 +446,10 @@ TRACEPOINT_PROBE(syscalls, sys_exit_sendfile64)
     struct event *ev = scratch.lookup(&zero);
     if (!ev)
         return 0;
-    ev->ts_ns = bpf_ktime_get_ns();
-    ev->pos = start;
-    ev->total = (u64)ret;
+    event_header(ev, EV_SENDFILE, tgid, s.out_fd, bpf_ktime_get_ns(), start, (u64)ret,
+                 DIR_EGRESS);
     ev->aux = (u64)s.in_fd;
     ev->aux2 = s.offset;
-    ev->tgid = tgid;
-    ev->fd = s.out_fd;
-    ev->len = 0;
-    ev->kind = EV_SENDFILE;
-    ev->dir = DIR_EGRESS;
-    ev->family = 0;
-    ev->port = 0;
     if (events.ringbuf_output(ev, EVENT_HEADER_SIZE, 0))
         count_drop(DROP_RINGBUF_FULL);
     return 0;
