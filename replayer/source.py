@@ -23,7 +23,7 @@ import redis
 from sidecar.manifest import MANIFEST, Manifest
 from sidecar.record import Record
 from sidecar.stream_ids import StreamId, format_id, next_id, parse_id, prev_id
-from sidecar.streams import KEY_PREFIX, KEY_SUFFIX, connect, stream_key
+from sidecar.streams import redact_url, KEY_PREFIX, KEY_SUFFIX, connect, stream_key
 
 from .archive_reader import ArchiveReader
 from .file_reader import FileReader
@@ -170,7 +170,7 @@ def open_source(specs: str | list[str], stream: str | None = None, *,
             client = client or connect(urls[0])
         except ValueError as exc:
             raise SourceError(str(exc)) from None
-        reader = RedisReader(client, stream, where=_redact(urls[0]))
+        reader = RedisReader(client, stream, where=redact_url(urls[0]))
     kw = {"margin_ns": margin_ns, "reorder_ns": reorder_ns, "stream": stream}
     if reader and archive:
         return Source(JoinedReader(reader, archive), "redis+archive", **kw)
@@ -214,8 +214,3 @@ def redis_streams(client: redis.Redis) -> list[str]:
     return sorted(names)
 
 
-def _redact(url: str) -> str:
-    if "@" in url:
-        scheme, rest = url.split("://", 1)
-        return f"{scheme}://***@{rest.split('@', 1)[1]}"
-    return url

@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     from sidecar.archive_metrics import ArchiveMetrics
     from sidecar.archiver import ArchiverConfig, ArchiveWriteFailed, Archiver
     from sidecar.consumer_lock import ConsumerBusy
-    from sidecar.streams import connect
+    from sidecar.streams import connect, redact_url
 
     root = Path(args.out) / args.stream
     config = ArchiverConfig(
@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
                 log.error("archive.metrics_port", port=args.metrics_port, error=str(exc))
                 return EXIT_USAGE
         log.info("archive.started", stream=args.stream, out=str(root), consumer=args.consumer,
-                 redis=_redact(args.redis), segment_bytes=args.segment_bytes,
+                 redis=redact_url(args.redis), segment_bytes=args.segment_bytes,
                  segment_seconds=args.segment_seconds, trim_archived=args.trim_archived,
                  keep_days=args.keep_days, drain=args.drain)
         try:
@@ -191,11 +191,6 @@ def main(argv: list[str] | None = None) -> int:
     return EXIT_OK
 
 
-def _redact(url: str) -> str:
-    if "@" in url:
-        scheme, rest = url.split("://", 1) if "://" in url else ("", url)
-        return f"{scheme}://***@{rest.split('@', 1)[1]}"
-    return url
 
 
 if __name__ == "__main__":

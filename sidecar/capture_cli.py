@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     from sidecar.metrics import CaptureMetrics
     from sidecar.probe import Probe, ProbeError
     from sidecar.publisher import Publisher
-    from sidecar.streams import connect
+    from sidecar.streams import connect, redact_url
     from sidecar.targets import TargetFinder
 
     def probe_factory(handler):
@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
             capture.close()
             return EXIT_USAGE
     publisher.start()
-    log.info("capture.started", stream=args.stream, redis=_redact(args.redis),
+    log.info("capture.started", stream=args.stream, redis=redact_url(args.redis),
              metrics_port=args.metrics_port or None, duration_s=args.duration)
     try:
         capture.run(stop, args.duration)
@@ -170,12 +170,6 @@ def main(argv: list[str] | None = None) -> int:
     return EXIT_OK
 
 
-def _redact(url: str) -> str:
-    """A Redis URL without its password, for logs."""
-    if "@" in url:
-        scheme, rest = url.split("://", 1) if "://" in url else ("", url)
-        return f"{scheme}://***@{rest.split('@', 1)[1]}"
-    return url
 
 
 if __name__ == "__main__":

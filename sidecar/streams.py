@@ -107,5 +107,13 @@ def _check_url(url: str) -> None:
         )
 
 
+def redact_url(url: str) -> str:
+    """A Redis URL fit for logs: user and password replaced by ``***``."""
+    if "@" not in url:
+        return url
+    scheme, rest = url.split("://", 1) if "://" in url else ("", url)
+    return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
+
+
 def _redact(url: str, parts) -> str:
     return url.replace(f":{parts.password}@", ":***@", 1) if parts.password else url
