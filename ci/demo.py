@@ -97,7 +97,8 @@ def start_api(stack: ExitStack, name: str, tmp: str, regression: bool = False) -
            "DEMO_API_REGRESSION": "1" if regression else "0"}
     proc = start(stack, [PY, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--chdir", str(REPO),
                          "--worker-class", "gthread", "--workers", "2", "--threads", "4",
-                         "--keep-alive", "75", "--no-control-socket", "ci.demo_api.app:app"], OUT / f"{name}.log", env=env)
+                         "--keep-alive", "75", "--no-control-socket", "ci.demo_api.app:app"],
+                 OUT / f"{name}.log", env=env)
     wait_port(port, f"the sample API ({name})", proc)
     return f"http://127.0.0.1:{port}"
 
