@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 .PHONY: help host venv tools test test-unit test-integration test-bpf chart-test demo bench bench-capture bench-archive bench-replay lint clean \
-	images images-lint
+	images images-lint jenkins-lint
 
 help:
 	@echo "make demo            capture -> Redis on this machine, end to end, and show the records"
@@ -19,6 +19,7 @@ help:
 	@echo "make tools           helm and kubectl into .tools/bin (ci/get-helm.sh)"
 	@echo "make chart-test      helm lint --strict, helm template | kubernetes-validate --strict, chart tests"
 	@echo "make images-lint     hadolint over ci/docker/*.Dockerfile"
+	@echo "make jenkins-lint    npm-groovy-lint over the Jenkinsfile (installed into .tools/npm)"
 	@echo "make images          docker build the sidecar, replayer and demo-api images (needs a Docker engine)"
 
 # System packages, /lib/modules links for bcc, tracefs/debugfs mounts (root).
@@ -105,6 +106,15 @@ images: images-lint
 	  $(DOCKER) build -f ci/docker/$$image.Dockerfile -t $$ref .; \
 	  if [ "$(PUSH)" = 1 ]; then $(DOCKER) push $$ref; fi; \
 	done
+
+# npm-groovy-lint (CodeNarc; needs Java and npm) into .tools/npm; errors fail, warnings are shown.
+GROOVY_LINT := .tools/npm/node_modules/.bin/npm-groovy-lint
+
+$(GROOVY_LINT):
+	npm install --silent --no-audit --no-fund --prefix .tools/npm npm-groovy-lint@16
+
+jenkins-lint: $(GROOVY_LINT)
+	$(GROOVY_LINT) --noserver --failon error Jenkinsfile
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache bench-results
