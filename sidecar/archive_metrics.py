@@ -6,7 +6,7 @@ fresh ``CollectorRegistry()`` and reads values back with ``registry.get_sample_v
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, ProcessCollector, start_http_server
 
 WRITE_ERROR_KINDS = ("no_space", "read_only", "permission", "io", "other")
 LOST_REASONS = ("deleted_before_archived", "corrupt_segment_trimmed")
@@ -18,6 +18,7 @@ class ArchiveMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
+        ProcessCollector(registry=r)  # process_cpu_seconds_total, resident memory, open fds
         self.records = Counter(
             "rewind_archive_records", "Records durably archived (in a segment, fsynced, acked)",
             registry=r)

@@ -6,7 +6,7 @@ fresh ``CollectorRegistry()`` and reads values back with ``registry.get_sample_v
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, ProcessCollector, start_http_server
 
 # Reasons the kernel side drops an event; the index is the key of the BPF `drops` map and must
 # match `enum drop_reason` in bpf/capture.h.
@@ -25,6 +25,7 @@ class CaptureMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
+        ProcessCollector(registry=r)  # process_cpu_seconds_total, resident memory, open fds
         self.requests = Counter(
             "rewind_capture_requests", "Requests captured (one record each)", registry=r
         )
