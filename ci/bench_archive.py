@@ -34,6 +34,7 @@ from replayer.ordering import ReadStats
 from replayer.source import open_source
 from replayer.window import Window
 from sidecar.manifest import Manifest
+from ci.benchlib import write_result  # noqa: E402
 from tests.support.redis_server import RedisServer
 from tests.support.traffic import api_records, xadd_all
 
@@ -145,10 +146,7 @@ def main() -> int:
         print(f"| {name} (records/s) | {result[key]['records_per_s']:,} |")
     print(f"\n{args.records:,} records, {result['avg_captured_bytes']:,} captured bytes each on "
           f"average; goals: >= 50,000 records/s archived, >= 8x compression")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
-    print(f"JSON: {out}")
+    write_result(result, args.out)
     return 0
 
 

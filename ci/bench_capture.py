@@ -19,7 +19,6 @@ Prints a Markdown table and writes JSON (--out). Numbers from a shared 2-core VM
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import re
@@ -34,6 +33,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from sidecar.streams import stream_key
+from ci.benchlib import write_result  # noqa: E402
 from tests.support.capture import CaptureProcess, StreamReader
 from tests.support.redis_server import RedisServer
 from tests.support.servers import gunicorn_flask, nginx
@@ -232,10 +232,7 @@ def main() -> int:
     print(f"\nhighest paced rate captured with zero loss (nginx): {z['max_zero_loss_rps']:,.0f} req/s; "
           f"also kept up (all records in Redis within {args.keep_up:g} s of wrk's end): "
           f"{z['max_kept_up_rps']:,.0f} req/s")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
-    print(f"JSON: {out}")
+    write_result(result, args.out)
     return 0
 
 

@@ -34,6 +34,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from ci.benchlib import write_result  # noqa: E402
 from tests.support.replay import traffic, write_jsonl  # noqa: E402
 from tests.support.servers import nginx  # noqa: E402
 
@@ -109,12 +110,10 @@ def main() -> int:
             print(f"plain Locust paced to {rate}/s (constant_throughput)", flush=True)
             result["plain_locust"][rate] = plain_locust(srv.url, work, args.seconds, rate / CONNS)
             print(f"  {result['plain_locust'][rate]['rps']:,.0f}/s", flush=True)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
     print()
     print(table(result))
-    print(f"\nJSON: {out}")
+    print()
+    write_result(result, args.out)
     return 0
 
 
