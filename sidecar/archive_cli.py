@@ -79,6 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
           help="check the checksum of each consumer's newest segment, or of every segment")
     a.add(p, "--drain", action="store_true",
           help="exit once nothing new arrives (archive what the stream holds now)")
+    a.add(p, "--stream-maxlen", type=int, default=None,
+          help="the capture's --maxlen for this stream: exported as rewind_archive_stream_maxlen "
+          "next to rewind_archive_stream_length, so an alert can warn before the cap trims "
+          "entries not yet archived")
     a.add(p, "--metrics-port", type=a.port, default=9103,
           help="serve Prometheus metrics on this port (0: off)")
     a.add(p, "--metrics-addr", default="0.0.0.0", help="address for the metrics server")
@@ -124,6 +128,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         p.error("--compression-threads must be 0 or more")
     if args.keep_days is not None and args.keep_days <= 0:
         p.error(f"--keep-days must be positive, got {args.keep_days}")
+    if args.stream_maxlen is not None and args.stream_maxlen <= 0:
+        p.error(f"--stream-maxlen must be positive, got {args.stream_maxlen}")
     if args.claim_idle < args.segment_seconds * 2:
         p.error(f"--claim-idle ({args.claim_idle:g}s) must be at least twice --segment-seconds "
                 f"({args.segment_seconds:g}s): a live archiver keeps entries pending that long")
@@ -148,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         trim_keep_s=args.trim_keep, keep_days=args.keep_days,
         claim_interval_s=args.claim_interval, claim_idle_s=args.claim_idle,
         write_retry_for_s=args.write_retry_for, verify_all=args.verify_on_start == "all",
-        lock_wait_s=2.0,
+        lock_wait_s=2.0, stream_maxlen=args.stream_maxlen,
     )
     metrics = ArchiveMetrics()
     archiver = Archiver(connect(args.redis), config, metrics=metrics, log=log)

@@ -154,6 +154,10 @@ class ArchiveGroup:
         last = self.client.xrevrange(self.key, "+", "-", count=1)
         return parse_id(last[0][0]) if last else None
 
+    def length(self) -> int:
+        """``XLEN``: entries in the stream (0 when it does not exist)."""
+        return int(self.client.xlen(self.key))
+
     def trim_archived(self, not_after: StreamId = MAX_ID) -> int:
         """``XTRIM MINID``: drop entries below the oldest one not yet archived (pending, or not
         yet delivered), and not above ``not_after``. How many entries Redis removed."""

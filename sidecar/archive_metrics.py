@@ -69,6 +69,12 @@ class ArchiveMetrics:
             "Entries removed from Redis after being archived (--trim-archived)", registry=r)
         self.deleted_segments = Counter(
             "rewind_archive_deleted_segments", "Segments removed by --keep-days", registry=r)
+        self.stream_length = Gauge(
+            "rewind_archive_stream_length", "Entries in the Redis stream (XLEN)", registry=r)
+        self.stream_maxlen = Gauge(
+            "rewind_archive_stream_maxlen",
+            "The capture's approximate cap on the stream (--stream-maxlen, as the capture's "
+            "--maxlen); 0 when not given", registry=r)
         self.redis_up = Gauge(
             "rewind_archive_redis_up", "1 when the last Redis command succeeded", registry=r)
         for kind in WRITE_ERROR_KINDS:

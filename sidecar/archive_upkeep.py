@@ -1,5 +1,5 @@
 """The archiver's periodic work: claim from dead consumers, repair corrupt ranges, trim Redis,
-delete old segments (``--keep-days``), refresh the lag and pending gauges.
+delete old segments (``--keep-days``), refresh the lag, pending and stream-length gauges.
 
 Each job runs from the archiver's loop (one thread), on its own interval; see ``archiver`` for
 the invariants they keep.
@@ -156,3 +156,6 @@ class Upkeep:
             oldest = parse_id(nxt[0][0]) if nxt else None
         lag_s = 0.0 if head is None or oldest is None else (id_ms(head) - id_ms(oldest)) / 1000
         a.metrics.lag_seconds.set(max(0.0, lag_s))
+        a.metrics.stream_length.set(a.group.length())
+        if a.cfg.stream_maxlen:
+            a.metrics.stream_maxlen.set(a.cfg.stream_maxlen)

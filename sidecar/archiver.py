@@ -81,6 +81,7 @@ class ArchiverConfig:
     write_retry_for_s: float = 300.0
     verify_all: bool = False
     lock_wait_s: float = 0.0
+    stream_maxlen: int | None = None  # the capture's --maxlen, for the stream-length gauges
 
 
 class SegmentWriteError(Exception):

@@ -418,5 +418,6 @@ def test_rendered_command_lines_are_accepted_by_the_clis(scenario, monkeypatch):
             assert args.duration == (900 if scenario == "schedule" else None)
         else:
             assert args.out == "/archive"
+            assert args.stream_maxlen == 1_000_000  # rewind-capture's default --maxlen
         checked += 1
     assert checked == {"default": 0, "archiver": 1}.get(scenario, 1)
