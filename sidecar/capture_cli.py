@@ -25,6 +25,10 @@ examples:
   # inside a pod (flags can all come from the environment)
   REWIND_PORT=8080 REWIND_STREAM=orders REWIND_REDIS=redis://redis:6379/0 rewind-capture
 
+  # redact with a policy and a shared HMAC key; try a policy on a sample record first
+  rewind-capture --port 8080 --stream orders --redact-policy redact.yaml --redact-key-file /keys/hmac
+  rewind-capture --redact-check redact.yaml
+
 exit codes: 0 done, 2 bad arguments, 3 the probe could not be loaded, 1 other failure
 """
 
@@ -68,6 +72,15 @@ def build_parser() -> argparse.ArgumentParser:
     a.add(p, "--ringbuf-size", type=a.size, default="64MiB",
           help="kernel ring buffer size (power of two, at least 4KiB)")
     a.add(p, "--max-conns", type=int, default=65536, help="connections tracked in the kernel")
+    a.add(p, "--redact-policy", default=None,
+          help="redaction policy (YAML, see docs/capture.md); without one the values of "
+          "Authorization, Cookie, Set-Cookie, Proxy-Authorization and X-Api-Key are masked")
+    a.add(p, "--redact-key-file", default=None,
+          help="HMAC key for masked tokens (>= 16 bytes, e.g. a mounted Secret); without one a "
+          "random key per process is used and tokens differ between sidecars")
+    p.add_argument("--redact-check", metavar="POLICY", default=None,
+                   help="check POLICY and show what it does to a sample record (or to the records "
+                   "of --redact-sample FILE.jsonl), then exit; needs no other flag")
     a.add(p, "--log-level", default="info", choices=["debug", "info", "warning", "error"],
           help="log level")
     a.add(p, "--log-format", default="auto", choices=["auto", "json", "console"],
@@ -96,10 +109,20 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         stream_key(args.stream)
     except ValueError as exc:
         p.error(f"--stream: {exc}")
+    from sidecar.redact_setup import RedactConfigError, load_settings
+    try:
+        args.redaction = load_settings(args.redact_policy, args.redact_key_file)
+    except RedactConfigError as exc:
+        print(f"rewind-capture: {exc}", file=sys.stderr)  # one line, exit 2
+        sys.exit(EXIT_USAGE)
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
+    raw = sys.argv[1:] if argv is None else argv
+    if any(x == "--redact-check" or x.startswith("--redact-check=") for x in raw):
+        from sidecar.redact_check import main as redact_check
+        return redact_check(raw)
     args = parse(argv)
     logs.configure(args.log_level, json={"auto": None, "json": True, "console": False}[args.log_format])
     log = structlog.get_logger("rewind.capture")
@@ -127,12 +150,16 @@ def main(argv: list[str] | None = None) -> int:
     metrics = CaptureMetrics()
     publisher = Publisher(client, args.stream, metrics=metrics, maxlen=args.maxlen,
                           queue_size=args.queue_size, log=log)
+    from sidecar.redact_setup import RedactingPublisher, log_start
+    policy, key, key_origin = args.redaction
+    log_start(log, policy, key_origin)
+    redacting = RedactingPublisher(publisher, policy, key, registry=metrics.registry, log=log)
     capture = Capture(
         CaptureConfig(port=args.port, node=args.node, max_body=args.max_body,
                       max_header_bytes=args.max_header_bytes, idle_timeout_s=args.idle_timeout,
                       max_conns=args.max_conns, ringbuf_pages=args.ringbuf_size // 4096),
         finder=TargetFinder(args.port, pids=args.pid, cgroup=args.cgroup),
-        publisher=publisher,
+        publisher=redacting,  # records are redacted before they are queued for XADD
         metrics=metrics,
         probe_factory=probe_factory,
         log=log,
