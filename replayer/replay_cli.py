@@ -125,6 +125,19 @@ def build_parser() -> argparse.ArgumentParser:
           help="ramp mode: what must hold at each step, e.g. 'p95<200ms,errors<1%%' "
           "(p50 p90 p95 p99 max in ms or s; errors in %% or a fraction)")
     a.add(p, "--workers", type=int, default=1, help="Locust worker processes")
+    a.add(p, "--external-workers", type=int, default=None,
+          help="start no workers: wait for this many rewind-replay-worker processes started "
+          "elsewhere (Pods) to connect to --master-bind-host:--master-bind-port")
+    a.add(p, "--master-bind-host", default=None,
+          help="address the master listens on (default 127.0.0.1; 0.0.0.0 with --external-workers)")
+    a.add(p, "--master-bind-port", type=a.port, default=None,
+          help="port the master listens on (default any free port; 5557 with --external-workers)")
+    a.add(p, "--connect-timeout", type=a.duration, default=None,
+          help="how long to wait for every worker to connect (default 60s; 10m with "
+          "--external-workers)")
+    a.add(p, "--follow", action="store_true", default=False,
+          help="shadow traffic: tail the live Redis stream from now (or --from) and send each "
+          "new request to the target as it arrives, until --duration or Ctrl-C")
     a.add(p, "--loop", action="store_true", default=False,
           help="replay the range again and again (needs --duration)")
     a.add(p, "--duration", type=a.duration, default=None,
@@ -190,6 +203,24 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, dict | None]:
                     "with --slo: leave out --loop, --duration and --thresholds")
     if args.workers < 1:
         p.error("--workers must be at least 1")
+    if args.external_workers is not None:
+        if args.external_workers < 1:
+            p.error("--external-workers must be at least 1")
+        args.workers = args.external_workers
+    args.master_bind_host = args.master_bind_host or (
+        "0.0.0.0" if args.external_workers else "127.0.0.1")
+    if args.master_bind_port is None:
+        args.master_bind_port = 5557 if args.external_workers else 0
+    if args.connect_timeout is None:
+        args.connect_timeout = 600.0 if args.external_workers else 60.0
+    if isinstance(args.follow, str):  # REWIND_FOLLOW=1 arrives as a string
+        args.follow = args.follow.lower() in ("1", "true", "yes")
+    if args.follow:
+        if not args.source.startswith(("redis://", "rediss://", "unix://")) or "," in args.source:
+            p.error("--follow tails a Redis stream: give --source as a Redis URL (with --stream)")
+        if args.mode != "recorded" or args.loop or args.to is not None:
+            p.error("--follow sends each request as it arrives: leave out --mode, --loop and "
+                    "--to (end it with --duration or Ctrl-C)")
     if args.loop and not args.duration:
         p.error("--loop needs --duration (how long to keep going)")
     if args.from_ is not None and args.to is not None and args.from_ > args.to:
@@ -233,13 +264,29 @@ def main(argv: list[str] | None = None) -> int:
                   drop_if_header=frozenset(h.lower() for h in args.drop_if_header),
                   drop_headers=frozenset(h.lower() for h in args.drop_header),
                   set_headers=args.set_header, add_headers=args.add_header, host=host)
+    records, follower, ramp = [], None, None
+    if args.follow:
+        import redis
+
+        from replayer.follow import open_follower
+        from replayer.plan import Plan
+        try:
+            follower = open_follower(args.source, args.stream, rules, args.workers,
+                                     from_ns=args.from_, log=log.warning)
+        except redis.RedisError as exc:
+            print(f"rewind-replay: cannot read the stream from Redis: {exc}", file=sys.stderr)
+            return EXIT_SOURCE
+        except ValueError as exc:
+            print(f"rewind-replay: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        plan = Plan([[] for _ in range(args.workers)])
     try:
-        records = open_feed(args.source, stream=args.stream, window=Window(args.from_, args.to))
+        records = [] if follower else open_feed(args.source, stream=args.stream,
+                                                window=Window(args.from_, args.to))
     except FeedError as exc:
         source_down = "cannot read" in str(exc) and "Redis" in str(exc)
         print(f"rewind-replay: {exc}", file=sys.stderr)
         return EXIT_SOURCE if source_down else EXIT_USAGE
-    ramp = None
     if args.mode == "ramp":
         from replayer.ramp import Ramp
         ramp = Ramp(args.ramp_start, args.ramp_step, args.ramp_max, args.step_duration)
@@ -247,8 +294,9 @@ def main(argv: list[str] | None = None) -> int:
         schedule = Schedule("rps", rate=args.ramp_start)
     else:
         schedule = Schedule(args.mode, args.speed, args.rps or 0.0)
-    plan = build_plan(records, rules, schedule, args.workers)
-    if plan.steps == 0:
+    if not follower:
+        plan = build_plan(records, rules, schedule, args.workers)
+    if plan.steps == 0 and not follower:
         print(f"rewind-replay: nothing to replay: the range holds {len(records)} records"
               + (f", all skipped ({_fmt(plan.skipped)})" if plan.skipped else "")
               + "; check --source, --stream, --from/--to and the filters", file=sys.stderr)
@@ -259,9 +307,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rewind-replay: target {args.target} is unreachable: {exc.strerror or exc}",
               file=sys.stderr)
         return EXIT_TARGET
-    log.info("replay.plan", records=len(records), steps=plan.steps, connections=plan.connections,
-             skipped=plan.skipped or None, workers=args.workers, mode=args.mode,
-             span_s=round(plan.span, 3))
+    if follower:
+        log.info("replay.follow", stream=args.stream, after_id=follower.after_id,
+                 workers=args.workers, duration_s=args.duration)
+    else:
+        log.info("replay.plan", records=len(records), steps=plan.steps,
+                 connections=plan.connections, skipped=plan.skipped or None,
+                 workers=args.workers, mode=args.mode, span_s=round(plan.span, 3))
 
     from replayer.run import RunConfig, RunError, run_plan
     monitor = None
@@ -275,21 +327,44 @@ def main(argv: list[str] | None = None) -> int:
                         timeout=args.timeout, loop=args.loop or ramp is not None,
                         duration=ramp.duration if ramp else args.duration,
                         progress_every=args.progress_every, ramp=ramp,
-                        monitor=monitor.tick if monitor else None)
+                        monitor=monitor.tick if monitor else None, follow=follower,
+                        external=args.external_workers is not None,
+                        bind_host=args.master_bind_host, bind_port=args.master_bind_port,
+                        connect_timeout=args.connect_timeout,
+                        stop_requested=_stop_on_signals(log), log=log.info)
         started = datetime.now(UTC).isoformat(timespec="seconds")
         try:
             out = run_plan(plan, cfg, progress=lambda snap: log.info("replay.progress", **snap))
         except RunError as exc:
             log.error("replay.failed", error=str(exc))
             return EXIT_RUN
-    return finish(args, thresholds, plan, out, records, started, log, ramp, monitor)
+    return finish(args, thresholds, plan, out, records, started, log, ramp, monitor, follower)
 
 
-def finish(args, thresholds, plan, out, records, started, log, ramp=None, monitor=None) -> int:
+def _stop_on_signals(log):
+    """SIGINT/SIGTERM end the run in order (report written); returns 'was one received?'."""
+    import signal
+
+    import gevent
+
+    got: list[int] = []
+
+    def on_signal(signum: int) -> None:
+        if not got:
+            log.warning("replay.stopping", signal=signal.Signals(signum).name)
+        got.append(signum)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        gevent.signal_handler(sig, on_signal, sig)
+    return lambda: bool(got)
+
+
+def finish(args, thresholds, plan, out, records, started, log, ramp=None, monitor=None,
+           follower=None) -> int:
     from replayer.results import summarize
     from replayer.verdict import evaluate
 
-    recorded_status = Counter(s.rec_status for shard in plan.shards for s in shard)
+    recorded_status = follower.recorded_status if follower else Counter(
+        s.rec_status for shard in plan.shards for s in shard)
     summary = summarize(out.results, mode=args.mode, recorded_status=recorded_status)
     summary["run"] = {"target": args.target, "source": args.source, "stream": args.stream,
                       "mode": args.mode, "speed": args.speed, "rate": args.rps,
@@ -299,6 +374,13 @@ def finish(args, thresholds, plan, out, records, started, log, ramp=None, monito
     summary["plan"] = {"records": len(records), "steps": plan.steps,
                        "connections": plan.connections, "skipped": plan.skipped,
                        "span_s": round(plan.span, 3)}
+    if follower:
+        summary["plan"] = {"records": follower.records, "steps": follower.steps,
+                           "connections": follower.connections,
+                           "skipped": dict(follower.skipped), "span_s": None}
+        summary["follow"] = {"started_after_id": follower.start_after, "last_id": follower.after_id,
+                             "redis_errors": follower.redis_errors,
+                             "lag_is": "send time - arrival at the replayer"}
     code = EXIT_OK
     if thresholds is not None:
         checks = evaluate(thresholds, summary)

@@ -1,10 +1,13 @@
-"""A distributed replay on this machine: a Locust master (this process) and N worker processes.
+"""A distributed replay: a Locust master (this process) and N workers.
 
-``run_plan(plan, cfg)`` writes each worker's shard to ``cfg.workdir``, starts the workers
-(``python -m replayer.worker``), waits until all of them are connected, tells them one start
-time, lets Locust spawn one ``ReplayUser`` per worker, gathers every result they send, and
-returns when all workers said done (or a worker died, or the deadline passed). In Kubernetes
-the workers are Pods of a Job instead of child processes (issue 5); nothing else changes.
+``run_plan(plan, cfg)`` binds the master, starts N worker processes on this machine
+(``python -m replayer.worker``) or, with ``cfg.external``, waits for N workers started elsewhere
+(``rewind-replay-worker``, Pods in Kubernetes), gives each its index and settings and sends it its
+shard of the plan over Locust messages (``replayer.wire``), tells them one start time, lets
+Locust spawn one ``ReplayUser`` per worker, gathers every result they send, and returns when all
+workers said done (or a worker died, or the deadline passed). With ``cfg.follow`` (a
+``replayer.follow.Follower``) there is no plan: steps are read from the live stream and sent to
+the workers as they arrive, until ``--duration`` or a stop request (SIGINT/SIGTERM).
 """
 
 from __future__ import annotations
@@ -17,9 +20,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import orjson
+import gevent
 
-from replayer.plan import Plan, write_steps
+from replayer import wire
+from replayer.plan import Plan
 from replayer.ramp import Ramp
 
 __all__ = ["RunConfig", "RunError", "RunResult", "run_plan"]
@@ -44,6 +48,13 @@ class RunConfig:
     # called about every 0.1 s with (results so far, s since the start); a number it returns is
     # a time (s after the start) from which the workers send nothing more
     monitor: Callable[[list, float], float | None] | None = None
+    external: bool = False  # wait for workers started elsewhere instead of starting them
+    bind_host: str = "127.0.0.1"
+    bind_port: int = 0  # 0: any free port (local workers only)
+    follow: object = None  # a replayer.follow.Follower: steps come from the live stream
+    idle_s: float = 60.0  # follow: a replay connection idle this long is closed
+    stop_requested: Callable[[], bool] | None = None  # True: stop sending, finish, report
+    log: Callable[..., None] | None = None  # log(event, **fields)
 
 
 @dataclass(slots=True)
@@ -56,54 +67,117 @@ class RunResult:
 def run_plan(plan: Plan, cfg: RunConfig, *, progress: Callable[[dict], None] | None = None
              ) -> RunResult:
     from locust.env import Environment
+    from locust.runners import STATE_MISSING
 
-    from replayer.user import (MSG_DONE, MSG_RESULTS, MSG_START, MSG_STARTED, MSG_STOP,
-                               ReplayUser)
+    from replayer.user import ReplayUser
 
     n = len(plan.shards)
     env = Environment(user_classes=[ReplayUser])
-    port = _free_port()
-    runner = env.create_master_runner("127.0.0.1", port)
+    port = cfg.bind_port or _free_port(cfg.bind_host)
+    runner = env.create_master_runner(cfg.bind_host, port)
     out = RunResult(stats=env.stats)
     done: dict[int, dict] = {}
+    configured: set[int] = set()
+    loaded: dict[int, int] = {}
     acked: set[int] = set()
-    runner.register_message(MSG_STARTED, lambda msg, **_: acked.add(msg.data["worker"]))
-    runner.register_message(MSG_RESULTS, lambda msg, **_: out.results.extend(msg.data))
-    runner.register_message(MSG_DONE, lambda msg, **_: done.__setitem__(msg.data["worker"], msg.data))
-    procs = []
-    try:
-        for w, shard in enumerate(plan.shards):
-            procs.append(_start_worker(w, shard, plan, cfg, port))
-        deadline = time.monotonic() + cfg.connect_timeout
-        while len(runner.clients.ready) < n:
-            _check_alive(procs, cfg.workdir)
-            if time.monotonic() > deadline:
-                raise RunError(f"only {len(runner.clients.ready)} of {n} workers connected "
-                               f"within {cfg.connect_timeout:.0f} s")
-            runner.greenlet.join(0.05)
-        t0 = time.time() + cfg.start_delay
-        while len(acked) < n:  # repeated: a worker may not listen for it yet (see worker.py)
-            runner.send_message(MSG_START, {"t0": t0})
+    runner.register_message(wire.MSG_CONFIGURED, lambda msg, **_: configured.add(msg.data["worker"]))
+    runner.register_message(wire.MSG_LOADED,
+                            lambda msg, **_: loaded.__setitem__(msg.data["worker"], msg.data["count"]))
+    runner.register_message(wire.MSG_STARTED, lambda msg, **_: acked.add(msg.data["worker"]))
+    runner.register_message(wire.MSG_RESULTS, lambda msg, **_: out.results.extend(msg.data))
+    runner.register_message(wire.MSG_DONE,
+                            lambda msg, **_: done.__setitem__(msg.data["worker"], msg.data))
+    procs: list[subprocess.Popen] = []
+    ids: list[str] = []
+
+    def check() -> None:
+        _check_alive(procs, cfg.workdir)
+        for w, cid in enumerate(ids):
+            node = runner.clients.get(cid)
+            if node is None or node.state == STATE_MISSING:
+                raise RunError(f"worker {w} ({cid}) went away (quit, or no heartbeat)")
+
+    def wait_for(what: str, ok: Callable[[], bool], timeout: float, repeat=None) -> None:
+        deadline = time.monotonic() + timeout
+        while not ok():
+            if repeat is not None:
+                repeat()
             runner.greenlet.join(0.1)
-            _check_alive(procs, cfg.workdir)
+            check()
+            if time.monotonic() > deadline:
+                raise RunError(f"{what} within {timeout:.0f} s")
+
+    try:
+        if cfg.external:
+            if cfg.log:
+                cfg.log("replay.waiting_for_workers", workers=n, bind=f"{cfg.bind_host}:{port}")
+        else:
+            procs = [_start_worker(w, cfg, port) for w in range(n)]
+        wait_for("not all workers connected", lambda: len(runner.clients.ready) >= n,
+                 cfg.connect_timeout)
+        ids = [c.id for c in runner.clients.ready][:n]
+        settings = wire.settings_to_wire(
+            target=cfg.target, ignore=cfg.ignore, timeout=cfg.timeout, loop=cfg.loop,
+            duration=cfg.duration, span=plan.span, ramp=cfg.ramp, planned=plan.steps,
+            follow=cfg.follow is not None, idle_s=cfg.idle_s)
+
+        def send_config() -> None:
+            for w, cid in enumerate(ids):
+                if w not in configured:
+                    runner.send_message(wire.MSG_CONFIG, {"worker": w, "settings": settings}, cid)
+        wait_for("not all workers took their settings", lambda: len(configured) >= n, 30,
+                 repeat=send_config)
+        if cfg.follow is None:
+            for w, cid in enumerate(ids):
+                wire.send_steps(runner, cid, plan.shards[w])
+                runner.send_message(wire.MSG_LOAD_END, {"count": len(plan.shards[w])}, cid)
+            wait_for("not all workers received their share", lambda: len(loaded) >= n,
+                     60 + plan.steps / 2000)
+            wrong = {w: c for w, c in loaded.items() if c != len(plan.shards[w])}
+            if wrong:
+                raise RunError(f"workers received other step counts than sent: {wrong}")
+        t0 = time.time() + cfg.start_delay
+
+        def send_start() -> None:  # repeated: a worker may not listen for it yet
             if time.time() > t0 - 0.2:
                 raise RunError(f"only {len(acked)} of {n} workers took the start time in time")
+            runner.send_message(wire.MSG_START, {"t0": t0})
+        wait_for("start", lambda: len(acked) >= n, cfg.start_delay + 1, repeat=send_start)
         runner.start(n, spawn_rate=max(n, 100))
+        follower = None
+        if cfg.follow is not None:
+            gevent.sleep(max(0.0, t0 - time.time()))
+            follower = gevent.spawn(cfg.follow.run, lambda w, steps: wire.send_steps(
+                runner, ids[w], steps), t0)
         last_due = cfg.duration if cfg.duration is not None else plan.span
-        deadline = time.monotonic() + cfg.start_delay + last_due + cfg.timeout + 60
+        deadline = None if follower else time.monotonic() + cfg.start_delay + last_due + cfg.timeout + 60
         next_progress = time.monotonic() + cfg.progress_every
         seen = 0
         stopped = False
         while len(done) < n:
             runner.greenlet.join(0.1)
-            _check_alive(procs, cfg.workdir)
-            if cfg.monitor is not None and not stopped:
-                stop = cfg.monitor(out.results, time.time() - t0)
+            check()
+            elapsed = time.time() - t0
+            want_stop = cfg.stop_requested is not None and cfg.stop_requested()
+            if follower is not None and deadline is None and (
+                    want_stop or follower.dead
+                    or (cfg.duration is not None and elapsed >= cfg.duration)):
+                cfg.follow.stop()
+                follower.join()
+                if follower.exception is not None:
+                    raise RunError(f"reading the live stream failed: {follower.exception!r}")
+                runner.send_message(wire.MSG_END, {})
+                deadline = time.monotonic() + cfg.timeout + 60
+            if not stopped and follower is None:
+                stop = cfg.monitor(out.results, elapsed) if cfg.monitor is not None else None
+                if stop is None and want_stop:
+                    stop = max(0.0, elapsed)
                 if stop is not None:
-                    runner.send_message(MSG_STOP, {"at": stop})
+                    runner.send_message(wire.MSG_STOP, {"at": stop})
                     stopped = True
+                    deadline = min(deadline, time.monotonic() + cfg.timeout + 30)
             now = time.monotonic()
-            if now > deadline:
+            if deadline is not None and now > deadline:
                 raise RunError(f"the run overran its deadline; {len(done)} of {n} workers done")
             if progress and now >= next_progress:
                 progress(_snapshot(out.results, seen, t0, cfg.progress_every))
@@ -125,19 +199,15 @@ def run_plan(plan: Plan, cfg: RunConfig, *, progress: Callable[[dict], None] | N
                 p.wait()
 
 
-def _start_worker(w: int, shard, plan: Plan, cfg: RunConfig, port: int) -> subprocess.Popen:
-    steps = os.path.join(cfg.workdir, f"steps-{w}.jsonl")
-    write_steps(steps, shard)
-    conf = os.path.join(cfg.workdir, f"worker-{w}.json")
-    with open(conf, "wb") as f:
-        f.write(orjson.dumps({
-            "target": cfg.target, "worker": w, "steps": steps, "ignore": cfg.ignore,
-            "timeout": cfg.timeout, "loop": cfg.loop, "duration": cfg.duration,
-            "span": plan.span, "ramp": cfg.ramp.to_json() if cfg.ramp else None,
-            "planned": plan.steps, "master_host": "127.0.0.1", "master_port": port}))
+def _start_worker(w: int, cfg: RunConfig, port: int) -> subprocess.Popen:
     with open(os.path.join(cfg.workdir, f"worker-{w}.log"), "wb") as log:
-        return subprocess.Popen([sys.executable, "-m", "replayer.worker", conf],
-                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+        # its own session: a Ctrl-C at the terminal reaches the master only, which then ends
+        # the run in order (the workers finish and send their results)
+        return subprocess.Popen(
+            [sys.executable, "-m", "replayer.worker", "--master-host", "127.0.0.1",
+             "--master-port", str(port), "--log-format", "json"],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True)
 
 
 def _check_alive(procs: list[subprocess.Popen], workdir: str) -> None:
@@ -145,7 +215,7 @@ def _check_alive(procs: list[subprocess.Popen], workdir: str) -> None:
         if p.poll() is not None:
             with open(os.path.join(workdir, f"worker-{w}.log"), errors="replace") as f:
                 tail = f.read()[-2000:]
-            raise RunError(f"worker {w} exited with code {p.returncode}:\n{tail}")
+            raise RunError(f"worker process {w} exited with code {p.returncode}:\n{tail}")
 
 
 def _snapshot(results: list[tuple], seen: int, t0: float, every: float) -> dict:
@@ -160,7 +230,7 @@ def _snapshot(results: list[tuple], seen: int, t0: float, every: float) -> dict:
     }
 
 
-def _free_port() -> int:
+def _free_port(host: str) -> int:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((host, 0))
         return s.getsockname()[1]

@@ -35,13 +35,10 @@ from locust.exception import StopUser
 from replayer.compare import Comparer
 from replayer.plan import Step
 from replayer.ramp import Ramp
+from replayer.wire import MSG_DONE, MSG_RESULTS
 
-__all__ = ["MSG_DONE", "MSG_RESULTS", "MSG_START", "MSG_STARTED", "MSG_STOP", "ReplayUser",
-           "Settings", "replay_connection"]
+__all__ = ["ReplayUser", "Settings", "replay_connection", "send_step"]
 
-MSG_START, MSG_STARTED = "rewind_start", "rewind_started"
-MSG_RESULTS, MSG_DONE = "rewind_results", "rewind_done"
-MSG_STOP = "rewind_stop"  # {"at": s after start}: send nothing due from then on (ramp mode)
 SHIP_EVERY_S = 0.2  # small batches: serializing a big one stalls the pacing for ms
 
 
@@ -56,7 +53,7 @@ class Settings:
     """What a worker needs besides its steps; set once per worker process."""
 
     target: str = "http://127.0.0.1"
-    worker: int = 0
+    worker: int | None = None  # set by the master's config message
     steps: list[Step] = field(default_factory=list)
     ignore: list[str] = field(default_factory=list)
     timeout: float = 30.0
@@ -68,6 +65,14 @@ class Settings:
     stop_at: float | None = None  # set by the master (MSG_STOP): nothing is sent from then on
     t0_wall: float | None = None  # start time (epoch seconds), sent by the master
     started: Event = field(default_factory=Event)
+    follow: bool = False  # steps keep arriving (inbox) until ``ended`` is set
+    idle_s: float = 60.0  # follow: a replay connection idle this long is closed
+    ended: Event = field(default_factory=Event)
+    finished: bool = False  # this worker sent all its results and said done
+    inbox: object = None  # where arriving steps go (set in __post_init__; follow: the live shard)
+
+    def __post_init__(self) -> None:
+        self.inbox = self.steps.extend
 
 
 SETTINGS = Settings()
@@ -116,34 +121,47 @@ def replay_connection(steps: list[Step], client, t0: float, out: list, *, worker
             end = limit()
             if end is not None and sent - t0 >= end:
                 return
-            wait = max(0.0, prev_done - due)
-            status, body, error = 0, b"", None
-            try:
-                resp = client.request(s.method, s.target, body=s.body, headers=Headers(s.headers))
-                body = resp.read()
-                status = resp.status_code
-            except Exception as exc:  # any transport failure is a result, never a crash
-                error = type(exc).__name__ + (f": {exc}" if str(exc) else "")
-            done = clock()
-            prev_done = done
-            latency_ms = (done - sent) * 1000
-            outcome = comparer.compare(s.rec_status, s.rec_body, status, body, s.rec_body_ok) \
-                if error is None else None
-            out.append((s.idx, worker, due_rel, sent - t0, (sent - due) * 1000, wait * 1000,
-                        latency_ms, status, error, s.endpoint,
-                        outcome.status_ok if outcome else False,
-                        outcome.body_ok if outcome else None,
-                        list(outcome.diffs) if outcome else [], iteration))
-            if fire is not None:
-                failed = error or (f"HTTP {status}" if status >= 500 else None)
-                fire(request_type=s.method, name=s.endpoint, response_time=latency_ms,
-                     response_length=len(body), exception=Exception(failed) if failed else None,
-                     context={})
+            prev_done = send_step(s, client, t0, due_rel, prev_done, out, worker=worker,
+                                  comparer=comparer, fire=fire, iteration=iteration,
+                                  clock=clock, sent=sent)
         if not loop or not steps:
             return
         iteration += 1
         if span <= 0 and duration is None:
             return
+
+
+def send_step(s: Step, client, t0: float, due_rel: float, prev_done: float, out: list, *,
+              worker: int, comparer: Comparer, fire=None, iteration: int = 0,
+              clock=time.monotonic, sent: float | None = None) -> float:
+    """Send one step now on ``client``, append its result to ``out``; returns when it ended.
+
+    ``prev_done`` is when the previous request of this connection was answered (its wait)."""
+    due = t0 + due_rel
+    sent = clock() if sent is None else sent
+    wait = max(0.0, prev_done - due)
+    status, body, error = 0, b"", None
+    try:
+        resp = client.request(s.method, s.target, body=s.body, headers=Headers(s.headers))
+        body = resp.read()
+        status = resp.status_code
+    except Exception as exc:  # any transport failure is a result, never a crash
+        error = type(exc).__name__ + (f": {exc}" if str(exc) else "")
+    done = clock()
+    latency_ms = (done - sent) * 1000
+    outcome = comparer.compare(s.rec_status, s.rec_body, status, body, s.rec_body_ok) \
+        if error is None else None
+    out.append((s.idx, worker, due_rel, sent - t0, (sent - due) * 1000, wait * 1000,
+                latency_ms, status, error, s.endpoint,
+                outcome.status_ok if outcome else False,
+                outcome.body_ok if outcome else None,
+                list(outcome.diffs) if outcome else [], iteration))
+    if fire is not None:
+        failed = error or (f"HTTP {status}" if status >= 500 else None)
+        fire(request_type=s.method, name=s.endpoint, response_time=latency_ms,
+             response_length=len(body), exception=Exception(failed) if failed else None,
+             context={})
+    return done
 
 
 PRECONNECT_LEAD_S = 0.05  # how long before its first request a connection is opened
@@ -177,29 +195,50 @@ class ReplayUser(User):
         t0 = time.monotonic() + (cfg.t0_wall - time.time())
         out: list = []
         comparer = Comparer(cfg.ignore)
-        by_conn: dict[str, list[Step]] = {}
-        for s in cfg.steps:
-            by_conn.setdefault(s.conn, []).append(s)
-        clients = [make_client(cfg.target, cfg.timeout) for _ in by_conn]
         fire = self.environment.events.request.fire
         shipper = gevent.spawn(_ship, runner, out)
-        due_of = None
-        if cfg.ramp is not None:
-            ramp, planned = cfg.ramp, cfg.planned
-            due_of = lambda s, iteration: ramp.due(s.idx + iteration * planned)  # noqa: E731
-        conns = [gevent.spawn(replay_connection, steps, client, t0, out, worker=cfg.worker,
-                              comparer=comparer, fire=fire, loop=cfg.loop,
-                              duration=cfg.duration, span=cfg.span, due_of=due_of,
-                              stop_at=lambda: cfg.stop_at)
-                 for steps, client in zip(by_conn.values(), clients, strict=True)]
-        gevent.joinall(conns)
+        if cfg.follow:
+            failed = _follow(cfg, t0, out, comparer, fire)
+        else:
+            failed = _replay_shard(cfg, t0, out, comparer, fire)
         shipper.kill()
-        for c in clients:
-            c.close()
-        failed = [repr(g.exception) for g in conns if g.exception is not None]
         _ship_once(runner, out)
         runner.send_message(MSG_DONE, {"worker": cfg.worker, "crashed": failed})
+        cfg.finished = True
         raise StopUser()
+
+
+def _replay_shard(cfg: Settings, t0: float, out: list, comparer: Comparer, fire) -> list[str]:
+    by_conn: dict[str, list[Step]] = {}
+    for s in cfg.steps:
+        by_conn.setdefault(s.conn, []).append(s)
+    clients = [make_client(cfg.target, cfg.timeout) for _ in by_conn]
+    due_of = None
+    if cfg.ramp is not None:
+        ramp, planned = cfg.ramp, cfg.planned
+        due_of = lambda s, iteration: ramp.due(s.idx + iteration * planned)  # noqa: E731
+    conns = [gevent.spawn(replay_connection, steps, client, t0, out, worker=cfg.worker,
+                          comparer=comparer, fire=fire, loop=cfg.loop,
+                          duration=cfg.duration, span=cfg.span, due_of=due_of,
+                          stop_at=lambda: cfg.stop_at)
+             for steps, client in zip(by_conn.values(), clients, strict=True)]
+    gevent.joinall(conns)
+    for c in clients:
+        c.close()
+    return [repr(g.exception) for g in conns if g.exception is not None]
+
+
+def _follow(cfg: Settings, t0: float, out: list, comparer: Comparer, fire) -> list[str]:
+    from replayer.live import LiveShard
+
+    live = LiveShard(lambda: make_client(cfg.target, cfg.timeout), t0, out, worker=cfg.worker,
+                     comparer=comparer, fire=fire, idle_s=cfg.idle_s)
+    pending, cfg.steps = cfg.steps, []
+    cfg.inbox = live.add  # no yield between these lines: nothing arrives in between
+    live.add(pending)
+    cfg.ended.wait()
+    live.end()
+    return live.crashed
 
 
 def _ship_once(runner, out: list) -> None:
