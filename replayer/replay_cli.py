@@ -157,6 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
           help="skip paths matching this regular expression; repeatable")
     a.add(p, "--drop-if-header", action="append", default=[],
           help="skip requests carrying this header (e.g. a secret); repeatable")
+    a.add(p, "--credentials", default=None,
+          help="YAML/JSON file mapping masked tokens (rwd_...) or header names to real test "
+          "values, put into each request before it is sent (see docs/replay.md)")
     a.add(p, "--ignore", action="append", default=[],
           help="JSON path left out of the body comparison: $.created_at, $.items[*].id, $..id")
     a.add(p, "--report", default=None, help="folder for summary.json, report.html, junit.xml")
@@ -238,6 +241,14 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, dict | None]:
             p.error(f"--thresholds: {exc}")
     if args.method:
         args.method = frozenset(m.strip().upper() for m in args.method.split(",") if m.strip())
+    args.creds = None
+    if args.credentials:
+        from replayer.credentials import CredentialsError, load_credentials
+        try:
+            args.creds = load_credentials(args.credentials)
+        except CredentialsError as exc:
+            print(f"rewind-replay: --credentials: {exc}", file=sys.stderr)  # one line, exit 2
+            sys.exit(EXIT_USAGE)
     return args, thresholds
 
 
@@ -263,7 +274,8 @@ def main(argv: list[str] | None = None) -> int:
     rules = Rules(methods=args.method, include=args.include, exclude=args.exclude,
                   drop_if_header=frozenset(h.lower() for h in args.drop_if_header),
                   drop_headers=frozenset(h.lower() for h in args.drop_header),
-                  set_headers=args.set_header, add_headers=args.add_header, host=host)
+                  set_headers=args.set_header, add_headers=args.add_header, host=host,
+                  credentials=args.creds)
     records, follower, ramp = [], None, None
     if args.follow:
         import redis
@@ -381,6 +393,9 @@ def finish(args, thresholds, plan, out, records, started, log, ramp=None, monito
         summary["follow"] = {"started_after_id": follower.start_after, "last_id": follower.after_id,
                              "redis_errors": follower.redis_errors,
                              "lag_is": "send time - arrival at the replayer"}
+    if args.creds is not None:  # masked tokens swapped for real values (--credentials)
+        summary["plan"]["credentials"] = args.creds.summary()
+        log.info("replay.credentials", **args.creds.summary())
     code = EXIT_OK
     if thresholds is not None:
         checks = evaluate(thresholds, summary)

@@ -1,7 +1,8 @@
 """Filters and rewrites applied to each record before it is replayed: ``Rules.apply(record)``.
 
-Order: drop by method, path pattern or secret-bearing header; then headers: drop, replace
-(``set``), append (``add``), and the ``Host`` header. Framing headers (``Content-Length``,
+Order: drop by method, path pattern or secret-bearing header; then credentials (masked tokens
+-> real test values, ``replayer.credentials``); then headers: drop, replace (``set``), append
+(``add``), and the ``Host`` header. Framing headers (``Content-Length``,
 ``Transfer-Encoding``) are always dropped: the client frames the stored, de-chunked body itself.
 Requests that cannot be sent faithfully are skipped with a reason, never silently.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from replayer.credentials import Credentials
 from sidecar.record import Record
 
 __all__ = ["Request", "Rules", "SKIP_REASONS"]
@@ -41,6 +43,7 @@ class Rules:
     set_headers: list[tuple[str, str]] = field(default_factory=list)  # replace or add
     add_headers: list[tuple[str, str]] = field(default_factory=list)  # append
     host: str | None = None  # Host header value; None keeps the recorded one
+    credentials: Credentials | None = None  # masked tokens -> real values (--credentials)
 
     def apply(self, r: Record) -> Request | str:
         """The request to send, or the reason (one of SKIP_REASONS) it is skipped."""
@@ -58,16 +61,19 @@ class Rules:
             return "truncated"
         if "upgrade" in names:
             return "upgrade"
+        target, recorded, body = r.target, r.headers, r.body
+        if self.credentials is not None:
+            target, recorded, body = self.credentials.apply(target, recorded, body)
         replaced = {k.lower() for k, _ in self.set_headers}
         if self.host is not None:
             replaced.add("host")
-        headers = [(k, v) for k, v in r.headers
+        headers = [(k, v) for k, v in recorded
                    if (low := k.lower()) not in FRAMING and low not in self.drop_headers
                    and low not in replaced]
         if self.host is not None:
             headers.insert(0, ("Host", self.host))
         headers += self.set_headers + self.add_headers
-        return Request(r.method, r.target, headers, r.body)
+        return Request(r.method, target, headers, body)
 
 
 def parse_header(text: str) -> tuple[str, str]:
