@@ -10,6 +10,7 @@ JSON ``{"ok": true, "target": ..., "n": ...}`` unless a rule below changes them:
                        requests beyond it queue, so latency grows once the offered rate passes N)
   --fail-prefix P      targets starting with P are answered 500
   --noise              add {"now": <time>, "rid": <random>} to every answer (noisy fields)
+  --require-header H   'Name: value' every request must carry, or it is answered 401
 
     python logging_http_server.py --port 8080 --log /tmp/requests.jsonl [--delay 0.1]
 """
@@ -23,6 +24,9 @@ import json
 import os
 import signal
 import time
+
+
+_REASONS = {200: "OK", 401: "Unauthorized"}
 
 
 class Throttle:
@@ -64,6 +68,8 @@ async def handle(reader, writer, args, log, throttle: Throttle) -> None:
                 "body_b64": base64.b64encode(body).decode(),
             }) + "\n")
             status = 500 if args.fail_prefix and target.startswith(args.fail_prefix) else 200
+            if args.require_header and args.require_header not in [(k.lower(), v) for k, v in headers]:
+                status = 401
             answer = {"ok": status == 200, "target": target, "method": method}
             if args.noise:
                 answer.update(now=time.time(), rid=os.urandom(6).hex())
@@ -72,7 +78,7 @@ async def handle(reader, writer, args, log, throttle: Throttle) -> None:
             await throttle.wait()
             data = json.dumps(answer).encode()
             writer.write(
-                f"HTTP/1.1 {status} {'OK' if status == 200 else 'Internal Server Error'}\r\n"
+                f"HTTP/1.1 {status} {_REASONS.get(status, 'Internal Server Error')}\r\n"
                 f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n".encode()
                 + data
             )
@@ -95,7 +101,11 @@ async def main() -> None:
     parser.add_argument("--rate", type=float, default=None)
     parser.add_argument("--fail-prefix", default=None)
     parser.add_argument("--noise", action="store_true")
+    parser.add_argument("--require-header", default=None)
     args = parser.parse_args()
+    if args.require_header:
+        name, _, value = args.require_header.partition(":")
+        args.require_header = (name.strip().lower(), value.strip())
     throttle = Throttle(args.rate)
     with open(args.log, "a", buffering=1 << 16) as log:
         server = await asyncio.start_server(
