@@ -106,6 +106,8 @@ def run_plan(plan: Plan, cfg: RunConfig, *, progress: Callable[[dict], None] | N
             check()
             if time.monotonic() > deadline:
                 raise RunError(f"{what} within {timeout:.0f} s")
+            if cfg.stop_requested is not None and cfg.stop_requested():
+                raise RunError("stopped (signal) before the run started")
 
     try:
         if cfg.external:
