@@ -22,7 +22,7 @@ import orjson
 
 from sidecar.record import Record
 from sidecar.redact_json import apply_path
-from sidecar.redact_metrics import RedactMetrics
+from sidecar.redact_metrics import RULE_KINDS, RedactMetrics
 from sidecar.redact_policy import Policy
 
 __all__ = ["Masker", "Redactor", "TOKEN_RE"]
@@ -60,6 +60,7 @@ class Redactor:
         self._regex = {place: tuple(r for r in policy.regex if place in r.places)
                        for place in ("target", "headers", "body")}
         self._seen: set = set()  # (what, detail) already logged once
+        self._count = {k: self.m.fields.labels(k) for k in RULE_KINDS}  # no labels() per record
 
     # -- the record --------------------------------------------------------------------
     def apply(self, r: Record) -> Record | None:
@@ -73,8 +74,12 @@ class Redactor:
         for rule in self._regex["target"]:
             r.target = self._sub_text(rule, r.target)
         if self._regex["headers"]:
-            r.headers = self._regex_headers(r.headers)
-            r.resp_headers = self._regex_headers(r.resp_headers)
+            # one search over all values first: most records have nothing to replace
+            joined = "\n".join(v for _, v in r.headers + r.resp_headers)
+            rules = tuple(x for x in self._regex["headers"] if x.text.search(joined))
+            if rules:
+                r.headers = self._regex_headers(r.headers, rules)
+                r.resp_headers = self._regex_headers(r.resp_headers, rules)
         if r.body:
             self._body(r, "request")
         if r.resp_body:
@@ -106,7 +111,7 @@ class Redactor:
                 out.append((k, v))
                 continue
             changed = True
-            self.m.fields.labels(hit[1]).inc()
+            self._count[hit[1]].inc()
             if hit[0] == "mask":
                 out.append((k, self._header_value(low, v)))
         return out if changed else headers
@@ -128,11 +133,11 @@ class Redactor:
             return self.mask.text(pair)
         return f"{name}={self.mask.text(value)}"
 
-    def _regex_headers(self, headers: list) -> list:
+    def _regex_headers(self, headers: list, rules: tuple) -> list:
         out = []
         for k, v in headers:
             if k.lower() not in FRAMING:
-                for rule in self._regex["headers"]:
+                for rule in rules:
                     v = self._sub_text(rule, v)
             out.append((k, v))
         return out
@@ -148,7 +153,7 @@ class Redactor:
                 kept.append(piece)
                 continue
             changed = True
-            self.m.fields.labels("query").inc()
+            self._count["query"].inc()
             if action == "mask":
                 kept.append(f"{name}={self.mask.token(unquote_to_bytes(value))}" if value else piece)
         return f"{path}?{'&'.join(kept)}" if changed else target
@@ -159,7 +164,7 @@ class Redactor:
         else:
             new, n = rule.text.subn(lambda m: self.mask.text(m.group()), text)
         if n:
-            self.m.fields.labels("regex").inc(n)
+            self._count["regex"].inc(n)
         return new
 
     # -- bodies ------------------------------------------------------------------------
@@ -177,7 +182,7 @@ class Redactor:
             else:
                 new, n = rule.raw.subn(lambda m: self.mask.token(m.group()).encode(), new)
             if n:
-                self.m.fields.labels("regex").inc(n)
+                self._count["regex"].inc(n)
         if new is not body and new != body:
             _replace_body(r, req, new)
 
@@ -206,7 +211,7 @@ class Redactor:
             n += apply_path(doc, rule.steps, self._masker(rule.action))
         if not n:
             return body
-        self.m.fields.labels("json").inc(n)
+        self._count["json"].inc(n)
         return orjson.dumps(doc)
 
     def _masker(self, action: str):
