@@ -109,12 +109,6 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         stream_key(args.stream)
     except ValueError as exc:
         p.error(f"--stream: {exc}")
-    from sidecar.redact_setup import RedactConfigError, load_settings
-    try:
-        args.redaction = load_settings(args.redact_policy, args.redact_key_file)
-    except RedactConfigError as exc:
-        print(f"rewind-capture: {exc}", file=sys.stderr)  # one line, exit 2
-        sys.exit(EXIT_USAGE)
     return args
 
 
@@ -124,6 +118,12 @@ def main(argv: list[str] | None = None) -> int:
         from sidecar.redact_check import main as redact_check
         return redact_check(raw)
     args = parse(argv)
+    from sidecar.redact_setup import RedactConfigError, load_settings
+    try:  # a malformed policy or key stops here, before the probe is loaded
+        policy, key, key_origin = load_settings(args.redact_policy, args.redact_key_file)
+    except RedactConfigError as exc:
+        print(f"rewind-capture: {exc}", file=sys.stderr)  # one line, exit 2
+        return EXIT_USAGE
     logs.configure(args.log_level, json={"auto": None, "json": True, "console": False}[args.log_format])
     log = structlog.get_logger("rewind.capture")
 
@@ -151,7 +151,6 @@ def main(argv: list[str] | None = None) -> int:
     publisher = Publisher(client, args.stream, metrics=metrics, maxlen=args.maxlen,
                           queue_size=args.queue_size, log=log)
     from sidecar.redact_setup import RedactingPublisher, log_start
-    policy, key, key_origin = args.redaction
     log_start(log, policy, key_origin)
     redacting = RedactingPublisher(publisher, policy, key, registry=metrics.registry, log=log)
     capture = Capture(
