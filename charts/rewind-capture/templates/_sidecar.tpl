@@ -22,6 +22,17 @@ subchart's context instead of ".": (index .Subcharts "rewind-capture"). See docs
 The volumes the sidecar mounts (host debugfs, tracefs and kernel headers), for `volumes:`.
 */}}
 {{- define "rewind-capture.sidecarVolumes" -}}
+{{- with .Values.redaction.policy -}}
+- name: rewind-redaction-policy
+  configMap:
+    name: {{ include "rewind-capture.componentName" (list $ "redaction") }}
+{{ end -}}
+{{- with .Values.redaction.keySecret.name -}}
+- name: rewind-redaction-key
+  secret:
+    secretName: {{ . }}
+    defaultMode: 0400
+{{ end -}}
 {{- with .Values.sidecar.hostPaths -}}
 - name: rewind-debugfs
   hostPath:
@@ -76,6 +87,18 @@ Call with (dict "root" $ "name" "container-name" "extraArgs" (list "--flag" "val
       value: {{ $v.metricsPort | quote }}
     - name: REWIND_LOG_FORMAT
       value: json
+    {{- if $v.tls }}
+    - name: REWIND_TLS
+      value: "true"
+    {{- end }}
+    {{- if $root.Values.redaction.policy }}
+    - name: REWIND_REDACT_POLICY
+      value: /etc/rewind/redaction/policy.yaml
+    {{- end }}
+    {{- if $root.Values.redaction.keySecret.name }}
+    - name: REWIND_REDACT_KEY_FILE
+      value: /etc/rewind/redaction-key/{{ $root.Values.redaction.keySecret.key }}
+    {{- end }}
     {{- with $v.extraEnv }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
@@ -112,6 +135,16 @@ Call with (dict "root" $ "name" "container-name" "extraArgs" (list "--flag" "val
     - name: rewind-usr-src
       mountPath: /usr/src
       readOnly: true
+    {{- if $root.Values.redaction.policy }}
+    - name: rewind-redaction-policy
+      mountPath: /etc/rewind/redaction
+      readOnly: true
+    {{- end }}
+    {{- if $root.Values.redaction.keySecret.name }}
+    - name: rewind-redaction-key
+      mountPath: /etc/rewind/redaction-key
+      readOnly: true
+    {{- end }}
   {{- with $v.resources }}
   resources:
     {{- toYaml . | nindent 4 }}
