@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import orjson
 
-__all__ = ["Comparer", "Outcome", "parse_path"]
+__all__ = ["Comparer", "Outcome", "body_diffs", "parse_path"]
 
 MAX_DIFFS = 5  # differing paths kept per response
 _STEP = re.compile(r"\.\.([A-Za-z0-9_\-]+|\*)|\.([A-Za-z0-9_\-]+|\*)|\[(\d+|\*)\]")
@@ -62,39 +62,56 @@ def _show(path: tuple) -> str:
 
 
 class Comparer:
-    def __init__(self, ignore: list[str] = ()) -> None:
+    """``ignore``: paths left out everywhere; ``noise``: per endpoint (learned, see
+    ``replayer.noise``; ``$`` there means the endpoint's bodies are not compared at all).
+    ``keep_bodies``: results also carry the answer's body (for learning noise)."""
+
+    def __init__(self, ignore: list[str] = (), noise: dict[str, list[str]] | None = None,
+                 keep_bodies: bool = False) -> None:
         self.ignore = [parse_path(p) for p in ignore]
+        self.noise = {ep: [parse_path(p) for p in paths] for ep, paths in (noise or {}).items()}
+        self.keep_bodies = keep_bodies
 
     def compare(self, rec_status: int, rec_body: bytes, status: int, body: bytes,
-                rec_body_ok: bool = True) -> Outcome:
+                rec_body_ok: bool = True, endpoint: str = "") -> Outcome:
         if status != rec_status:
             return Outcome(False, None)
-        if not rec_body_ok:
+        ignore = self.ignore + self.noise.get(endpoint, [])
+        if not rec_body_ok or () in ignore:
             return Outcome(True, None)
         if rec_body == body:
             return Outcome(True, True)
-        try:
-            a, b = orjson.loads(rec_body), orjson.loads(body)
-        except orjson.JSONDecodeError:
-            return Outcome(True, False, ("$ (not JSON, bytes differ)",))
-        diffs: list[str] = []
-        self._walk(a, b, (), diffs)
+        diffs = body_diffs(rec_body, body, ignore)
         return Outcome(True, not diffs, tuple(diffs[:MAX_DIFFS]))
 
-    def _walk(self, a, b, path: tuple, diffs: list[str]) -> None:
-        if any(_matches(p, path) for p in self.ignore):
-            return
-        if isinstance(a, dict) and isinstance(b, dict):
-            for k in list(a) + [k for k in b if k not in a]:
-                if k not in a or k not in b:
-                    if not any(_matches(p, path + (("key", k),)) for p in self.ignore):
-                        diffs.append(_show(path + (("key", k),)))
-                else:
-                    self._walk(a[k], b[k], path + (("key", k),), diffs)
-        elif isinstance(a, list) and isinstance(b, list):
-            if len(a) != len(b):
-                diffs.append(_show(path) + " (length)")
-            for i, (x, y) in enumerate(zip(a, b, strict=False)):
-                self._walk(x, y, path + (("idx", i),), diffs)
-        elif a != b or type(a) is not type(b):
-            diffs.append(_show(path))
+
+def body_diffs(a_body: bytes, b_body: bytes, ignore: list[tuple] = ()) -> list[str]:
+    """Every JSON path where two bodies differ (``$ (not JSON, bytes differ)`` if not JSON)."""
+    if a_body == b_body:
+        return []
+    try:
+        a, b = orjson.loads(a_body), orjson.loads(b_body)
+    except orjson.JSONDecodeError:
+        return ["$ (not JSON, bytes differ)"]
+    diffs: list[str] = []
+    _walk(a, b, (), diffs, ignore)
+    return diffs
+
+
+def _walk(a, b, path: tuple, diffs: list[str], ignore: list[tuple]) -> None:
+    if any(_matches(p, path) for p in ignore):
+        return
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in list(a) + [k for k in b if k not in a]:
+            if k not in a or k not in b:
+                if not any(_matches(p, path + (("key", k),)) for p in ignore):
+                    diffs.append(_show(path + (("key", k),)))
+            else:
+                _walk(a[k], b[k], path + (("key", k),), diffs, ignore)
+    elif isinstance(a, list) and isinstance(b, list):
+        if len(a) != len(b):
+            diffs.append(_show(path) + " (length)")
+        for i, (x, y) in enumerate(zip(a, b, strict=False)):
+            _walk(x, y, path + (("idx", i),), diffs, ignore)
+    elif a != b or type(a) is not type(b):
+        diffs.append(_show(path))

@@ -42,13 +42,15 @@ def _log_axis(ax) -> None:
         lambda y, _: f"{y:g}" if str(f"{y:g}")[0] in "25" else ""))
 
 
-def _line(series: dict, keys: list[tuple[str, str]], title: str, ylabel: str, log=False) -> str:
+def _line(series: dict, keys: list[tuple], title: str, ylabel: str, log=False) -> str:
+    """One line per (key, label[, matplotlib style]) of ``series``."""
     fig, ax = plt.subplots(figsize=(8, 3.2))
     t = series["t"]
-    for key, label in keys:
+    for key, label, *style in keys:
         ys = series.get(key) or []
         if ys and any(y is not None for y in ys):
-            ax.plot(t, [float("nan") if y is None else y for y in ys], label=label, lw=1.4)
+            ax.plot(t, [float("nan") if y is None else y for y in ys], label=label,
+                    **(style[0] if style else {"lw": 1.4}))
     ax.set_title(title)
     ax.set_xlabel(f"seconds since start (buckets of {series['bucket_s']} s)")
     ax.set_ylabel(ylabel)
@@ -127,6 +129,16 @@ def _ramp(r: dict) -> str:
     return head + _png(fig) + table
 
 
+def _mode(run: dict) -> str:
+    if run.get("follow"):
+        return "follow (shadow traffic: each request sent as it arrives)"
+    if run["mode"] == "recorded":
+        return f"recorded (speed {run['speed']:g})"
+    if run["mode"] == "rps":
+        return f"rps ({run['rate']:g} requests/s)"
+    return run["mode"]
+
+
 def render_html(s: dict) -> str:
     run, tot, series = s["run"], s["totals"], s["series"]
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>rewind replay report"
@@ -142,7 +154,7 @@ def render_html(s: dict) -> str:
         parts.append(_ramp(s["ramp"]))
     parts.append(_table([
         ["target", run["target"]], ["source", run["source"]],
-        ["mode", f"{run['mode']} (speed {run['speed']}, rate {run['rate']})"],
+        ["mode", _mode(run)],
         ["workers", run["workers"]], ["planned requests", s["plan"]["steps"]],
         ["connections", s["plan"]["connections"]], ["skipped", s["plan"]["skipped"] or "none"],
         ["sent", tot["sent"]], ["achieved RPS", tot["rps"]],
@@ -165,8 +177,11 @@ def render_html(s: dict) -> str:
         parts.append(_line(series, [("errors_per_s", "errors / s")], "Errors over time",
                            "errors / s"))
         if s["lag_ms"]:
-            parts.append(_line(series, [("lag_p50_ms", "p50"), ("lag_p99_ms", "p99"),
-                                        ("lag_max_ms", "max")],
+            # max is drawn thick and faint under p99, p99 thin and dashed on top: where the
+            # two are equal (few requests in a bucket) both stay visible
+            parts.append(_line(series, [("lag_max_ms", "max", {"lw": 4, "alpha": 0.35}),
+                                        ("lag_p50_ms", "p50", {"lw": 1.4}),
+                                        ("lag_p99_ms", "p99", {"lw": 1.4, "ls": "--"})],
                                "Schedule lag over time (sent - due)", "ms", log=True))
         parts.append("</div>")
     eps = s["endpoints"]
@@ -195,6 +210,13 @@ def render_html(s: dict) -> str:
                             ["endpoint", "requests", "errors", "error rate", "status mismatch",
                              "body mismatch", "p50 ms", "p95 ms", "p99 ms", "status codes",
                              "differing fields"]))
+    if s.get("noise"):
+        n = s["noise"]
+        parts.append(f"<h2>Noise learned from the baseline</h2><p>Fields that differed between "
+                     f"two runs against {html.escape(n['baseline'])} ({n['compared']} answers "
+                     f"compared); ignored per endpoint in the comparison above.</p>")
+        parts.append(_table([[e, ", ".join(p)] for e, p in n["paths"].items()] or
+                            [["(none)", "no field differed"]], ["endpoint", "noisy fields"]))
     if s["errors"]:
         parts.append("<h2>Errors</h2>" + _table([[k, n] for k, n in s["errors"].items()],
                                                 ["error", "count"]))

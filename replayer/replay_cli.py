@@ -162,6 +162,10 @@ def build_parser() -> argparse.ArgumentParser:
           "values, put into each request before it is sent (see docs/replay.md)")
     a.add(p, "--ignore", action="append", default=[],
           help="JSON path left out of the body comparison: $.created_at, $.items[*].id, $..id")
+    a.add(p, "--baseline", default=None,
+          help="base URL of a known-good deployment: replay the range twice against it first; "
+          "body fields that differ between those two runs are noise, ignored per endpoint when "
+          "the target's answers are compared (listed in the report)")
     a.add(p, "--report", default=None, help="folder for summary.json, report.html, junit.xml")
     a.add(p, "--thresholds", default=None, help="JSON file of limits that decide pass or fail")
     a.add(p, "--timeout", type=a.duration, default="30s", help="per request")
@@ -187,6 +191,13 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, dict | None]:
         p.error(f"--target must be an http:// or https:// URL, got {args.target!r}")
     if u.path not in ("", "/") or u.query:
         p.error("--target is a base URL without a path (recorded targets are sent as they are)")
+    if args.baseline:
+        b = urlsplit(args.baseline)
+        if b.scheme not in ("http", "https") or not b.hostname or b.path not in ("", "/"):
+            p.error(f"--baseline must be a base URL like http://host:8080, got {args.baseline!r}")
+        if args.follow or args.mode == "ramp" or args.external_workers:
+            p.error("--baseline replays the range twice more: it does not go with --follow, "
+                    "--mode ramp or --external-workers")
     if args.mode == "rps" and not args.rps:
         p.error("--mode rps needs --rps N")
     args.slo_objectives = None
@@ -269,7 +280,6 @@ def main(argv: list[str] | None = None) -> int:
     log = structlog.get_logger("rewind.replay")
 
     u = urlsplit(args.target)
-    port = u.port or (443 if u.scheme == "https" else 80)
     host = {"target": u.netloc, "keep": None}.get(args.host_header, args.host_header)
     rules = Rules(methods=args.method, include=args.include, exclude=args.exclude,
                   drop_if_header=frozenset(h.lower() for h in args.drop_if_header),
@@ -313,12 +323,15 @@ def main(argv: list[str] | None = None) -> int:
               + (f", all skipped ({_fmt(plan.skipped)})" if plan.skipped else "")
               + "; check --source, --stream, --from/--to and the filters", file=sys.stderr)
         return EXIT_USAGE
-    try:
-        socket.create_connection((u.hostname, port), timeout=5).close()
-    except OSError as exc:
-        print(f"rewind-replay: target {args.target} is unreachable: {exc.strerror or exc}",
-              file=sys.stderr)
-        return EXIT_TARGET
+    for url in (args.target, args.baseline) if args.baseline else (args.target,):
+        t = urlsplit(url)
+        try:
+            socket.create_connection(
+                (t.hostname, t.port or (443 if t.scheme == "https" else 80)), timeout=5).close()
+        except OSError as exc:
+            print(f"rewind-replay: target {url} is unreachable: {exc.strerror or exc}",
+                  file=sys.stderr)
+            return EXIT_TARGET
     if follower:
         log.info("replay.follow", stream=args.stream, after_id=follower.after_id,
                  workers=args.workers, duration_s=args.duration)
@@ -345,12 +358,22 @@ def main(argv: list[str] | None = None) -> int:
                         connect_timeout=args.connect_timeout,
                         stop_requested=_stop_on_signals(log), log=log.info)
         started = datetime.now(UTC).isoformat(timespec="seconds")
+        progress = lambda snap: log.info("replay.progress", **snap)  # noqa: E731
+        noise = None
         try:
-            out = run_plan(plan, cfg, progress=lambda snap: log.info("replay.progress", **snap))
+            if args.baseline:
+                from dataclasses import replace
+
+                from replayer.noise import learn_from_baseline
+                noise = learn_from_baseline(args.baseline, lambda target: run_plan(plan, replace(
+                    cfg, target=target, keep_bodies=True), progress=progress).results, log.info)
+                cfg.noise = noise.paths
+            out = run_plan(plan, cfg, progress=progress)
         except RunError as exc:
             log.error("replay.failed", error=str(exc))
             return EXIT_RUN
-    return finish(args, thresholds, plan, out, records, started, log, ramp, monitor, follower)
+    return finish(args, thresholds, plan, out, records, started, log, ramp, monitor, follower,
+                  noise)
 
 
 def _stop_on_signals(log):
@@ -371,7 +394,7 @@ def _stop_on_signals(log):
 
 
 def finish(args, thresholds, plan, out, records, started, log, ramp=None, monitor=None,
-           follower=None) -> int:
+           follower=None, noise=None) -> int:
     from replayer.results import summarize
     from replayer.verdict import evaluate
 
@@ -381,6 +404,7 @@ def finish(args, thresholds, plan, out, records, started, log, ramp=None, monito
     summary["run"] = {"target": args.target, "source": args.source, "stream": args.stream,
                       "mode": args.mode, "speed": args.speed, "rate": args.rps,
                       "workers": args.workers, "loop": args.loop, "duration": args.duration,
+                      "follow": args.follow, "baseline": args.baseline,
                       "started_at": started, "wall_s": round(out.wall_s, 3),
                       "ignore": args.ignore}
     summary["plan"] = {"records": len(records), "steps": plan.steps,
@@ -396,6 +420,8 @@ def finish(args, thresholds, plan, out, records, started, log, ramp=None, monito
     if args.creds is not None:  # masked tokens swapped for real values (--credentials)
         summary["plan"]["credentials"] = args.creds.summary()
         log.info("replay.credentials", **args.creds.summary())
+    if noise is not None:
+        summary["noise"] = noise.to_json(args.baseline)
     code = EXIT_OK
     if thresholds is not None:
         checks = evaluate(thresholds, summary)

@@ -33,6 +33,7 @@ class Result(NamedTuple):
     body_ok: bool | None
     diffs: list
     iteration: int
+    body: bytes | None = None  # the answer, only in baseline runs (learning noise)
 
 
 def pct(sorted_values: list[float], p: float) -> float | None:

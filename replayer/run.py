@@ -55,6 +55,8 @@ class RunConfig:
     idle_s: float = 60.0  # follow: a replay connection idle this long is closed
     stop_requested: Callable[[], bool] | None = None  # True: stop sending, finish, report
     log: Callable[..., None] | None = None  # log(event, **fields)
+    noise: dict[str, list[str]] | None = None  # endpoint -> noisy paths learned from a baseline
+    keep_bodies: bool = False  # results carry the answer's body (baseline runs)
 
 
 @dataclass(slots=True)
@@ -121,7 +123,8 @@ def run_plan(plan: Plan, cfg: RunConfig, *, progress: Callable[[dict], None] | N
         settings = wire.settings_to_wire(
             target=cfg.target, ignore=cfg.ignore, timeout=cfg.timeout, loop=cfg.loop,
             duration=cfg.duration, span=plan.span, ramp=cfg.ramp, planned=plan.steps,
-            follow=cfg.follow is not None, idle_s=cfg.idle_s)
+            follow=cfg.follow is not None, idle_s=cfg.idle_s, noise=cfg.noise,
+            keep_bodies=cfg.keep_bodies)
 
         def send_config() -> None:
             for w, cid in enumerate(ids):

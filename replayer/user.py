@@ -67,6 +67,8 @@ class Settings:
     started: Event = field(default_factory=Event)
     follow: bool = False  # steps keep arriving (inbox) until ``ended`` is set
     idle_s: float = 60.0  # follow: a replay connection idle this long is closed
+    noise: dict[str, list[str]] = field(default_factory=dict)  # endpoint -> learned noisy paths
+    keep_bodies: bool = False  # results carry the answer's body (baseline runs)
     ended: Event = field(default_factory=Event)
     finished: bool = False  # this worker sent all its results and said done
     inbox: object = None  # where arriving steps go (set in __post_init__; follow: the live shard)
@@ -149,13 +151,14 @@ def send_step(s: Step, client, t0: float, due_rel: float, prev_done: float, out:
         error = type(exc).__name__ + (f": {exc}" if str(exc) else "")
     done = clock()
     latency_ms = (done - sent) * 1000
-    outcome = comparer.compare(s.rec_status, s.rec_body, status, body, s.rec_body_ok) \
-        if error is None else None
-    out.append((s.idx, worker, due_rel, sent - t0, (sent - due) * 1000, wait * 1000,
-                latency_ms, status, error, s.endpoint,
-                outcome.status_ok if outcome else False,
-                outcome.body_ok if outcome else None,
-                list(outcome.diffs) if outcome else [], iteration))
+    outcome = comparer.compare(s.rec_status, s.rec_body, status, body, s.rec_body_ok,
+                               s.endpoint) if error is None else None
+    result = (s.idx, worker, due_rel, sent - t0, (sent - due) * 1000, wait * 1000,
+              latency_ms, status, error, s.endpoint,
+              outcome.status_ok if outcome else False,
+              outcome.body_ok if outcome else None,
+              list(outcome.diffs) if outcome else [], iteration)
+    out.append(result + (body,) if comparer.keep_bodies else result)
     if fire is not None:
         failed = error or (f"HTTP {status}" if status >= 500 else None)
         fire(request_type=s.method, name=s.endpoint, response_time=latency_ms,
@@ -194,7 +197,7 @@ class ReplayUser(User):
         cfg.started.wait()
         t0 = time.monotonic() + (cfg.t0_wall - time.time())
         out: list = []
-        comparer = Comparer(cfg.ignore)
+        comparer = Comparer(cfg.ignore, cfg.noise, cfg.keep_bodies)
         fire = self.environment.events.request.fire
         shipper = gevent.spawn(_ship, runner, out)
         if cfg.follow:

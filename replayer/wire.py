@@ -96,10 +96,12 @@ def serve_worker(runner, settings, log) -> None:
 
 def settings_to_wire(*, target: str, ignore: list[str], timeout: float, loop: bool,
                      duration: float | None, span: float, ramp: Ramp | None, planned: int,
-                     follow: bool, idle_s: float) -> dict:
+                     follow: bool, idle_s: float, noise: dict | None = None,
+                     keep_bodies: bool = False) -> dict:
     return {"target": target, "ignore": ignore, "timeout": timeout, "loop": loop,
             "duration": duration, "span": span, "ramp": ramp.to_json() if ramp else None,
-            "planned": planned, "follow": follow, "idle_s": idle_s}
+            "planned": planned, "follow": follow, "idle_s": idle_s, "noise": noise or {},
+            "keep_bodies": keep_bodies}
 
 
 def apply_settings(settings, d: dict) -> None:
@@ -113,3 +115,5 @@ def apply_settings(settings, d: dict) -> None:
     settings.planned = d["planned"]
     settings.follow = d["follow"]
     settings.idle_s = d["idle_s"]
+    settings.noise = d["noise"]
+    settings.keep_bodies = d["keep_bodies"]

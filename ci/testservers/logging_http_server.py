@@ -10,6 +10,7 @@ JSON ``{"ok": true, "target": ..., "n": ...}`` unless a rule below changes them:
                        requests beyond it queue, so latency grows once the offered rate passes N)
   --fail-prefix P      targets starting with P are answered 500
   --noise              add {"now": <time>, "rid": <random>} to every answer (noisy fields)
+  --set-field K=V      set field K of every answer to the string V (a changed release)
   --require-header H   'Name: value' every request must carry, or it is answered 401
 
     python logging_http_server.py --port 8080 --log /tmp/requests.jsonl [--delay 0.1]
@@ -71,6 +72,8 @@ async def handle(reader, writer, args, log, throttle: Throttle) -> None:
             if args.require_header and args.require_header not in [(k.lower(), v) for k, v in headers]:
                 status = 401
             answer = {"ok": status == 200, "target": target, "method": method}
+            for k, _, v in (f.partition("=") for f in args.set_field):
+                answer[k] = v
             if args.noise:
                 answer.update(now=time.time(), rid=os.urandom(6).hex())
             if args.delay:
@@ -101,6 +104,7 @@ async def main() -> None:
     parser.add_argument("--rate", type=float, default=None)
     parser.add_argument("--fail-prefix", default=None)
     parser.add_argument("--noise", action="store_true")
+    parser.add_argument("--set-field", action="append", default=[])
     parser.add_argument("--require-header", default=None)
     args = parser.parse_args()
     if args.require_header:
