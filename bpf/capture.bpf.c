@@ -5,6 +5,10 @@
  * userspace (sidecar/targets.py seeds `listeners` and already-open `conns`); HTTP is parsed in
  * userspace too. Every event that cannot be delivered is counted in `drops`.
  *
+ * With --tls, userspace also attaches the uprobes at the end of this file to the libssl of the
+ * target processes: they copy the plaintext of SSL_read/SSL_write, and the raw (encrypted) bytes
+ * of those connections are no longer emitted.
+ *
  * Configured with -D flags (see bpf/capture.h for the defaults). */
 #include <uapi/linux/ptrace.h>
 #include <linux/socket.h>
@@ -17,6 +21,10 @@
 struct conn_info {
     __u64 start_ns;  /* accept time (ktime), or when userspace seeded it */
     __u64 off[2];    /* bytes seen so far per direction: the stream offset of the next chunk */
+    __u64 tls_off[2]; /* the same for the plaintext stream of a TLS connection */
+    __u64 ssl;       /* the SSL * of this connection (0: none seen): its ssl_fds entry goes at close */
+    __u32 tls;       /* 1: libssl speaks on this fd; its syscall bytes are ciphertext, not emitted */
+    __u32 _pad;
 };
 
 struct accept_args {
@@ -79,6 +87,33 @@ BPF_PERCPU_ARRAY(drops, u64, DROP_NR);
 
 /* The emitter, to continue a large syscall in a new program run (tail call). */
 BPF_PROG_ARRAY(emit_progs, 1);
+
+/* The same emitter loaded as a uprobe program (a tail call stays within one program type),
+ * for the plaintext of SSL calls. */
+BPF_PROG_ARRAY(tls_emit_progs, 1);
+
+/* SSL_read/SSL_write (and _ex) arguments between entry and return. key: pid_tgid (thread);
+ * removed at return, or by userspace when the process is gone. While a thread has an entry it
+ * is inside libssl: a read/write syscall it makes on a tracked connection names the SSL's fd. */
+struct ssl_call {
+    __u64 ssl;       /* SSL * */
+    __u64 buf;       /* plaintext buffer */
+    __u64 nbytes;    /* _ex variants: size_t * that receives the byte count; 0 otherwise */
+    __u16 dir;       /* DIR_INGRESS for SSL_read*, DIR_EGRESS for SSL_write* */
+    __u16 _pad[3];
+};
+BPF_HASH(ssl_calls, u64, struct ssl_call, 10240);
+
+/* Which connection an SSL object talks over. key: (tgid, SSL *); value: fd. Added by SSL_set_fd
+ * on a tracked connection, or by a syscall on a tracked connection made inside an SSL call
+ * (connections older than the capture); removed at the connection's close (conn_info.ssl), or by
+ * userspace when the process is gone. */
+struct ssl_key {
+    __u64 ssl;
+    __u32 tgid;
+    __u32 _pad;
+};
+BPF_HASH(ssl_fds, struct ssl_key, s32, MAX_CONNS);
 
 BPF_RINGBUF_OUTPUT(events, RINGBUF_PAGES);
 
@@ -191,15 +226,21 @@ TRACEPOINT_PROBE(syscalls, sys_enter_close)
         listeners.delete(&key);
         return 0;
     }
-    u64 off0 = c->off[0], off1 = c->off[1];
+    u64 tls = c->tls;
+    u64 off0 = tls ? c->tls_off[0] : c->off[0], off1 = tls ? c->tls_off[1] : c->off[1];
+    if (c->ssl) {
+        struct ssl_key sk = {.ssl = c->ssl, .tgid = tgid};
+        ssl_fds.delete(&sk);
+    }
     conns.delete(&key);
 
     u32 zero = 0;
     struct event *ev = scratch.lookup(&zero);
     if (!ev)
         return 0;
-    /* pos, total: the final request- and response-stream offsets */
+    /* pos, total: the final request- and response-stream offsets (plaintext ones if TLS) */
     event_header(ev, EV_CLOSE, tgid, (s32)args->fd, bpf_ktime_get_ns(), off0, off1, 0);
+    ev->aux = tls;
     if (events.ringbuf_output(ev, EVENT_HEADER_SIZE, 0))
         count_drop(DROP_RINGBUF_FULL);
     return 0;
@@ -207,11 +248,29 @@ TRACEPOINT_PROBE(syscalls, sys_enter_close)
 
 /* ---- data ---------------------------------------------------------------------------- */
 
+/* A syscall on a tracked connection: false when its bytes are not to be emitted because they
+ * are TLS ciphertext (the connection is known to be TLS, or this thread is inside an SSL call,
+ * which then tells which fd that SSL object uses). */
+static __always_inline bool plain_io(u64 id, struct conn_info *c, s32 fd)
+{
+    if (c->tls)
+        return false;
+    struct ssl_call *s = ssl_calls.lookup(&id);
+    if (!s)
+        return true;
+    struct ssl_key sk = {.ssl = s->ssl, .tgid = id >> 32};
+    ssl_fds.update(&sk, &fd);
+    c->ssl = s->ssl;
+    c->tls = 1;
+    return false;
+}
+
 static __always_inline int on_io_enter(s32 nr, s32 fd, u64 buf, u64 iovcnt, u16 dir)
 {
     u64 id = bpf_get_current_pid_tgid();
     u64 key = conn_key(id >> 32, fd);
-    if (!conns.lookup(&key))
+    struct conn_info *c = conns.lookup(&key);
+    if (!c || !plain_io(id, c, fd))
         return 0;
     struct io_args a = {.buf = buf, .iovcnt = iovcnt, .fd = fd, .nr = nr, .dir = dir};
     if (io_active.update(&id, &a))
@@ -225,7 +284,8 @@ static __always_inline int on_msg_enter(s32 nr, s32 fd, u64 msg, u16 dir)
 {
     u64 id = bpf_get_current_pid_tgid();
     u64 key = conn_key(id >> 32, fd);
-    if (!conns.lookup(&key))
+    struct conn_info *c = conns.lookup(&key);
+    if (!c || !plain_io(id, c, fd))
         return 0;
     u64 iov[2] = {};
     if (bpf_probe_read_user(iov, sizeof(iov), (void *)(msg + 16))) {
@@ -257,7 +317,7 @@ static __always_inline void emit_flush(struct event *ev, struct emit_state *st)
 
 /* Emits up to CHUNKS_PER_RUN pieces from where emit_pos stands, then tail-calls itself while
  * bytes remain. The event header in `scratch` was filled by on_io_exit. */
-static __always_inline int emit_run(void *ctx)
+static __always_inline int emit_run(void *ctx, int tls)
 {
     u32 zero = 0;
     struct emit_state *st = emit_pos.lookup(&zero);
@@ -313,7 +373,10 @@ static __always_inline int emit_run(void *ctx)
         st->remaining -= len;
     }
     if (st->remaining) {
-        emit_progs.call(ctx, 0);
+        if (tls)
+            tls_emit_progs.call(ctx, 0);
+        else
+            emit_progs.call(ctx, 0);
         emit_flush(ev, st);
         count_drop(DROP_TOO_LARGE);  /* tail-call budget spent: the rest is lost */
         return 0;
@@ -324,7 +387,12 @@ static __always_inline int emit_run(void *ctx)
 
 int emit_more(void *ctx)
 {
-    return emit_run(ctx);
+    return emit_run(ctx, 0);
+}
+
+int emit_more_tls(struct pt_regs *ctx)
+{
+    return emit_run(ctx, 1);
 }
 
 static __always_inline int on_io_exit(void *ctx, s32 nr, long ret)
@@ -366,7 +434,7 @@ static __always_inline int on_io_exit(void *ctx, s32 nr, long ret)
         st->iov = 0;
         st->iov_left = 0;
     }
-    return emit_run(ctx);
+    return emit_run(ctx, 0);
 }
 
 TRACEPOINT_PROBE(syscalls, sys_enter_read) { return on_io_enter(args->__syscall_nr, args->fd, (u64)args->buf, 0, DIR_INGRESS); }
@@ -414,7 +482,8 @@ TRACEPOINT_PROBE(syscalls, sys_enter_sendfile64)
 {
     u64 id = bpf_get_current_pid_tgid();
     u64 key = conn_key(id >> 32, args->out_fd);
-    if (!conns.lookup(&key))
+    struct conn_info *c = conns.lookup(&key);
+    if (!c || c->tls)  /* kTLS's SSL_sendfile is not captured (docs/capture.md, Limits) */
         return 0;
     struct sendfile_args a = {.offset_ptr = (u64)args->offset, .out_fd = args->out_fd,
                               .in_fd = args->in_fd, .offset = -1};
@@ -452,5 +521,103 @@ TRACEPOINT_PROBE(syscalls, sys_exit_sendfile64)
     ev->aux2 = s.offset;
     if (events.ringbuf_output(ev, EVENT_HEADER_SIZE, 0))
         count_drop(DROP_RINGBUF_FULL);
+    return 0;
+}
+
+/* ---- TLS: uprobes on SSL_read, SSL_write, SSL_read_ex, SSL_write_ex, SSL_set_fd of the
+ * libssl the target processes map (attached by userspace with --tls). The plaintext is copied
+ * at the call's return, through the same chunked emitter, as EV_TLS_DATA events of the
+ * connection (tgid, fd) that the SSL object uses (ssl_fds). */
+
+static __always_inline int ssl_enter(struct pt_regs *ctx, u16 dir, int ex)
+{
+    u64 id = bpf_get_current_pid_tgid();
+    if ((u32)(id >> 32) == SELF_TGID)
+        return 0;
+    struct ssl_call s = {.ssl = PT_REGS_PARM1(ctx), .buf = PT_REGS_PARM2(ctx),
+                         .nbytes = ex ? PT_REGS_PARM4(ctx) : 0, .dir = dir};
+    if (ssl_calls.update(&id, &s))
+        count_drop(DROP_ARGS_MAP_FULL);
+    return 0;
+}
+
+int ssl_read_enter(struct pt_regs *ctx) { return ssl_enter(ctx, DIR_INGRESS, 0); }
+int ssl_write_enter(struct pt_regs *ctx) { return ssl_enter(ctx, DIR_EGRESS, 0); }
+int ssl_read_ex_enter(struct pt_regs *ctx) { return ssl_enter(ctx, DIR_INGRESS, 1); }
+int ssl_write_ex_enter(struct pt_regs *ctx) { return ssl_enter(ctx, DIR_EGRESS, 1); }
+
+/* Return of any of the four: SSL_read/SSL_write return the byte count (<= 0: nothing moved),
+ * the _ex variants return 1 and store the count through their fourth argument. */
+int ssl_return(struct pt_regs *ctx)
+{
+    u64 id = bpf_get_current_pid_tgid();
+    struct ssl_call *p = ssl_calls.lookup(&id);
+    if (!p)
+        return 0;
+    struct ssl_call s = *p;
+    ssl_calls.delete(&id);
+    int rc = (int)PT_REGS_RC(ctx);
+    u64 n = 0;
+    if (s.nbytes) {
+        if (rc != 1)
+            return 0;
+        if (bpf_probe_read_user(&n, sizeof(n), (void *)s.nbytes)) {
+            count_drop(DROP_READ_FAULT);
+            return 0;
+        }
+    } else {
+        if (rc <= 0)
+            return 0;
+        n = (u64)rc;
+    }
+    if (n == 0)
+        return 0;
+
+    u32 tgid = id >> 32;
+    struct ssl_key sk = {.ssl = s.ssl, .tgid = tgid};
+    s32 *fdp = ssl_fds.lookup(&sk);
+    if (!fdp)
+        return 0;  /* not a tracked connection's SSL object */
+    s32 fd = *fdp;
+    u64 key = conn_key(tgid, fd);
+    struct conn_info *c = conns.lookup(&key);
+    if (!c)
+        return 0;
+    u16 dir = s.dir & 1;
+    u64 start = __sync_fetch_and_add(&c->tls_off[dir], n);
+
+    u32 zero = 0;
+    struct event *ev = scratch.lookup(&zero);
+    struct emit_state *st = emit_pos.lookup(&zero);
+    if (!ev || !st)
+        return 0;
+    event_header(ev, EV_TLS_DATA, tgid, fd, bpf_ktime_get_ns(), start, n, dir);
+    st->remaining = n;
+    st->fill = 0;
+    st->buf = s.buf;
+    st->buf_left = n;
+    st->iov = 0;
+    st->iov_left = 0;
+    return emit_run(ctx, 1);
+}
+
+/* SSL_set_fd(ssl, fd): a new TLS connection names its fd before the handshake, so none of its
+ * ciphertext is emitted. */
+int ssl_set_fd(struct pt_regs *ctx)
+{
+    u64 id = bpf_get_current_pid_tgid();
+    u32 tgid = id >> 32;
+    if (tgid == SELF_TGID)
+        return 0;
+    s32 fd = (s32)PT_REGS_PARM2(ctx);
+    u64 key = conn_key(tgid, fd);
+    struct conn_info *c = conns.lookup(&key);
+    if (!c)
+        return 0;
+    struct ssl_key sk = {.ssl = PT_REGS_PARM1(ctx), .tgid = tgid};
+    if (ssl_fds.update(&sk, &fd))
+        count_drop(DROP_CONN_MAP_FULL);
+    c->ssl = sk.ssl;
+    c->tls = 1;
     return 0;
 }

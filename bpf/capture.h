@@ -44,6 +44,8 @@ enum event_kind {
     EV_DATA = 2,     /* a chunk of one syscall's bytes */
     EV_CLOSE = 3,    /* fd closed */
     EV_SENDFILE = 4, /* total bytes sent from file aux (offset aux2, -1 = file position) */
+    EV_TLS_DATA = 5, /* a chunk of the plaintext of one SSL_read/SSL_write (and _ex) call;
+                        pos is an offset in the connection's plaintext stream */
 };
 
 enum direction {
@@ -64,7 +66,7 @@ struct event {
     __u64 ts_ns;      /* bpf_ktime_get_ns() at syscall exit (same for every chunk of a call) */
     __u64 pos;        /* offset of data[0] within the syscall's bytes */
     __u64 total;      /* bytes the syscall moved (its return value) */
-    __u64 aux;        /* EV_ACCEPT: listening fd; EV_SENDFILE: in_fd */
+    __u64 aux;        /* EV_ACCEPT: listening fd; EV_SENDFILE: in_fd; EV_CLOSE: 1 if TLS */
     __s64 aux2;       /* EV_SENDFILE: file offset or -1 */
     __u32 tgid;
     __s32 fd;

@@ -14,6 +14,7 @@ from sidecar.events import decode
 from sidecar.metrics import CaptureMetrics
 from sidecar.procfs import ProcFS
 from sidecar.targets import TargetFinder
+from sidecar.tlslibs import TlsLibraries
 
 
 @dataclass
@@ -26,6 +27,7 @@ class CaptureConfig:
     housekeeping_s: float = 1.0
     max_conns: int = 65536
     ringbuf_pages: int = 16384
+    tls: bool = False  # hook the targets' libssl (the probe must be built with tls=True)
 
 
 class Capture:
@@ -60,9 +62,13 @@ class Capture:
             clock=clock,
             read_sendfile=self._procfs.read_sendfile,
             find_peer=self._procfs.find_peer,
+            tls=config.tls,
             log=self._log,
         )
         self.probe = probe_factory(self._on_raw)
+        self.tls_libs = TlsLibraries(lambda path: self.probe.attach_tls(path),
+                                     registry=metrics.registry, proc=self._procfs.root,
+                                     log=self._log) if config.tls else None
         self._known_tgids: set[int] = set()
         self._kernel_drops: dict[str, int] = {}
         self._events = 0
@@ -123,6 +129,8 @@ class Capture:
         self.tracker.expire()
         for tgid, fd in self.tracker.forget_processes(self._procfs.alive):
             self.probe.forget_conn(tgid, fd)
+        if self.tls_libs is not None:
+            self.probe.forget_processes(self._procfs.alive)
         for tgid, fd in self.probe.conn_keys():
             if tgid not in self._known_tgids and not self._procfs.alive(tgid):
                 self.probe.forget_conn(tgid, fd)
@@ -157,5 +165,7 @@ class Capture:
                 self.probe.stash_accept(tgid, tid, fd, addr)
         if new and self._known_tgids:
             self._log.info("capture.new_processes", pids=sorted(new))
+        if self.tls_libs is not None:
+            self.tls_libs.update(tgids)
         self._known_tgids = tgids
         return tgids

@@ -22,6 +22,9 @@ examples:
   # one process only, stop after 10 minutes, metrics on :9102
   rewind-capture --port 8080 --stream orders --pid 4242 --duration 10m --metrics-port 9102
 
+  # HTTPS too: plaintext from the servers' libssl (uprobes), plain HTTP on 8080 and TLS on 8443
+  rewind-capture --port 8080,8443 --tls --stream orders
+
   # inside a pod (flags can all come from the environment)
   REWIND_PORT=8080 REWIND_STREAM=orders REWIND_REDIS=redis://redis:6379/0 rewind-capture
 
@@ -33,6 +36,7 @@ exit codes: 0 done, 2 bad arguments, 3 the probe could not be loaded, 1 other fa
 """
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_PROBE = 0, 1, 2, 3
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    a.add(p, "--port", type=a.port, required=True, help="TCP port the API listens on")
+    a.add(p, "--port", type=a.port_list, required=True,
+          help="TCP port the API listens on (several: 8080,8443)")
     a.add(p, "--redis", default="redis://127.0.0.1:6379/0", help="Redis URL")
     a.add(p, "--stream", required=True, help="stream name; records go to rewind:{NAME}:http")
     a.add(p, "--pid", type=a.pid_list, default=None,
@@ -72,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add(p, "--ringbuf-size", type=a.size, default="64MiB",
           help="kernel ring buffer size (power of two, at least 4KiB)")
     a.add(p, "--max-conns", type=int, default=65536, help="connections tracked in the kernel")
+    a.add(p, "--tls", action="store_true", default=False,
+          help="also capture HTTPS: uprobes on SSL_read/SSL_write of the libssl the target "
+          "processes map give the plaintext (OpenSSL-compatible libssl only)")
     a.add(p, "--redact-policy", default=None,
           help="redaction policy (YAML, see docs/capture.md); without one the values of "
           "Authorization, Cookie, Set-Cookie, Proxy-Authorization and X-Api-Key are masked")
@@ -93,8 +101,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p = build_parser()
     args = p.parse_args(argv)
     # defaults (and REWIND_* values) are strings: argparse converts them with `type`
-    if args.port == 0:
-        p.error("--port must be 1..65535")
+    if isinstance(args.tls, str):  # REWIND_TLS arrives as a string
+        if args.tls.strip().lower() not in _TRUE | _FALSE:
+            p.error(f"REWIND_TLS must be 1/0, true/false, yes/no, got {args.tls!r}")
+        args.tls = args.tls.strip().lower() in _TRUE
     pages = args.ringbuf_size // 4096
     if args.ringbuf_size < 4096 or pages & (pages - 1):
         p.error(f"--ringbuf-size must be a power of two of at least 4KiB, got {args.ringbuf_size}")
@@ -135,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     from sidecar.targets import TargetFinder
 
     def probe_factory(handler):
-        return Probe(handler, max_conns=args.max_conns, ringbuf_pages=args.ringbuf_size // 4096)
+        return Probe(handler, max_conns=args.max_conns, ringbuf_pages=args.ringbuf_size // 4096,
+                     tls=args.tls)
 
     if args.print_bpf:
         print(probe_factory(lambda raw: None).compiled_source())
@@ -156,7 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     capture = Capture(
         CaptureConfig(port=args.port, node=args.node, max_body=args.max_body,
                       max_header_bytes=args.max_header_bytes, idle_timeout_s=args.idle_timeout,
-                      max_conns=args.max_conns, ringbuf_pages=args.ringbuf_size // 4096),
+                      max_conns=args.max_conns, ringbuf_pages=args.ringbuf_size // 4096,
+                      tls=args.tls),
         finder=TargetFinder(args.port, pids=args.pid, cgroup=args.cgroup),
         publisher=redacting,  # records are redacted before they are queued for XADD
         metrics=metrics,

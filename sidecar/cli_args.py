@@ -60,6 +60,14 @@ def port(text: str) -> int:
     return value
 
 
+def port_list(text: str) -> tuple[int, ...]:
+    """``8080`` or ``8080,8443`` -> (8080, 8443); each 1..65535."""
+    ports = tuple(port(p) for p in str(text).replace(" ", ",").split(",") if p)
+    if not ports or min(ports) == 0:
+        raise argparse.ArgumentTypeError(f"ports must be 1..65535, got {text!r}")
+    return ports
+
+
 def pid_list(text: str) -> set[int]:
     """``123,456`` -> {123, 456}."""
     try:

@@ -3,6 +3,12 @@
 A connection is (tgid, fd), from accept (or seeding) to close. Each direction's bytes carry their
 stream offset, so a chunk the kernel could not deliver shows up as a gap, which the parser is
 told about (``lost``) instead of being fed the wrong bytes. Idle connection state expires.
+
+TLS: with ``tls=True`` the probe sends the plaintext of libssl calls (``Kind.TLS_DATA``, offsets
+in the plaintext stream); the first such event switches the connection to it. Raw bytes that
+start like a TLS record on a connection's first read (a handshake seen before the probe knew the
+fd was TLS) are set aside, not parsed; without ``tls`` they are a parse error ("tls") whose log
+line says to run with --tls.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from sidecar.record import Record
 
 _DIR_NAME = ("request", "response")
 _ACCEPT, _DATA, _CLOSE, _SENDFILE = int(Kind.ACCEPT), int(Kind.DATA), int(Kind.CLOSE), int(Kind.SENDFILE)
+_TLS_DATA = int(Kind.TLS_DATA)
 _INGRESS = int(Direction.INGRESS)
 
 
@@ -52,6 +59,8 @@ class _Conn:
     # False for connections picked up mid-life (seeded at start, or resumed after expiry) until
     # their first request bytes: a response to a request we never saw is skipped, not an error
     synced: bool = True
+    tls: bool = False  # parsing the plaintext of libssl calls
+    tls_raw: bool = False  # its raw bytes are TLS records (ciphertext): set aside
 
 
 class ConnectionTracker:
@@ -108,6 +117,11 @@ class ConnectionTracker:
         kind = ev.kind
         if kind == _DATA:
             self._on_data(ev, ev.data)
+        elif kind == _TLS_DATA:
+            conn = self._conns.get((ev.tgid, ev.fd)) or self._get(ev)
+            if not conn.tls:
+                self._to_tls(conn)
+            self._on_data(ev, ev.data, conn)
         elif kind == _ACCEPT:
             key = (ev.tgid, ev.fd)
             if key in self._conns:  # its close was lost: finish the old one first
@@ -117,9 +131,11 @@ class ConnectionTracker:
         elif kind == _CLOSE:
             conn = self._conns.get((ev.tgid, ev.fd))
             if conn is not None:
+                if ev.aux and not conn.tls:  # TLS in the kernel: final offsets are plaintext ones
+                    self._to_tls(conn)
                 # bytes counted by the kernel but never delivered, at the end of a stream
                 for d, final in ((0, ev.pos), (1, ev.total)):
-                    if 0 <= conn.expected[d] < final:
+                    if 0 <= conn.expected[d] < final and not conn.tls_raw:
                         self._lost(conn, d, final - conn.expected[d], ev.ts_ns)
                 self._finish((ev.tgid, ev.fd), ev.ts_ns)
         elif kind == _SENDFILE:
@@ -133,11 +149,15 @@ class ConnectionTracker:
             else:
                 self._on_data(ev, data)
 
-    def _on_data(self, ev: Event, data: bytes) -> None:
-        conn = self._conns.get((ev.tgid, ev.fd)) or self._get(ev)
+    def _on_data(self, ev: Event, data: bytes, conn: _Conn | None = None) -> None:
+        conn = conn or self._conns.get((ev.tgid, ev.fd)) or self._get(ev)
         d = ev.dir
         expected = conn.expected
         ts = ev.ts_ns
+        if ev.kind != _TLS_DATA and (conn.tls or conn.tls_raw or self._starts_tls(conn, d, data)):
+            if not conn.tls:  # ciphertext: keep the offsets, parse nothing
+                expected[d] = ev.pos + len(data)
+            return
         if expected[d] < 0:  # first bytes of a resumed connection in this direction
             expected[d] = ev.pos
         gap = ev.pos - expected[d]
@@ -159,6 +179,29 @@ class ConnectionTracker:
         else:
             for ex in conn.parser.feed_response(data, ts):
                 self._publish(conn, ex)
+
+    def _starts_tls(self, conn: _Conn, d: int, data: bytes) -> bool:
+        """The first bytes a server reads on a connection are a TLS record header (content type
+        0x14..0x17, major version 3): no HTTP request starts so."""
+        if d != _INGRESS or conn.expected[0] > 0 or not data or not 0x14 <= data[0] <= 0x17 \
+                or (len(data) > 1 and data[1] != 3):
+            return False
+        conn.tls_raw = True
+        if not self._tls:
+            self._m.parse_errors.labels("tls").inc()
+            self._log.warning("capture.tls_connection", conn=conn.id,
+                              hint="looks like TLS; run with --tls")
+        return True
+
+    def _to_tls(self, conn: _Conn) -> None:
+        """From now on the connection is parsed from the plaintext of its libssl calls."""
+        conn.tls, conn.tls_raw = True, False
+        conn.parser = self._parser()
+        conn.expected = [0, 0] if conn.synced else [-1, -1]
+
+    def _parser(self) -> HttpConnectionParser:
+        return HttpConnectionParser(max_body=self._max_body, max_header_bytes=self._max_header,
+                                    metrics=self._m, log=self._log)
 
     def _lost(self, conn: _Conn, d: int, nbytes: int, ts_ns: int) -> None:
         self._m.lost_bytes.inc(nbytes)
@@ -185,10 +228,7 @@ class ConnectionTracker:
         conn = _Conn(
             id=f"{self._node}:{tgid}:{fd}:{self.clock.to_wall(mono_ns)}",
             peer=client,
-            parser=HttpConnectionParser(
-                max_body=self._max_body, max_header_bytes=self._max_header, metrics=self._m,
-                log=self._log,
-            ),
+            parser=self._parser(),
             expected=[0, 0],
             last_ns=mono_ns,
         )
@@ -201,6 +241,10 @@ class ConnectionTracker:
         conn = self._conns.pop(key, None)
         if conn is None:
             return
+        if conn.tls_raw and self._tls:
+            self._m.parse_errors.labels("tls_undecrypted").inc()
+            self._log.warning("capture.tls_undecrypted", conn=conn.id,
+                              hint="no plaintext came from libssl: see capture.tls_unsupported")
         for ex in conn.parser.close(ts_ns):
             self._publish(conn, ex)
         self._m.connections.set(len(self._conns))
@@ -246,7 +290,7 @@ class ConnectionTracker:
             resp_body_len=ex.resp_body_len,
             resp_truncated=ex.resp_truncated,
             latency_us=max(0, ex.resp_end_ns - ex.req_end_ns) // 1000 if ex.status else 0,
-            tls=self._tls,
+            tls=conn.tls,
         )
         conn.seq += 1
         self._nrequests += 1

@@ -18,6 +18,7 @@ class Kind(IntEnum):
     DATA = 2
     CLOSE = 3
     SENDFILE = 4
+    TLS_DATA = 5  # plaintext of an SSL_read/SSL_write call; pos in the plaintext stream
 
 
 class Direction(IntEnum):

@@ -17,6 +17,14 @@ SOURCE_NAME = "capture.bpf.c"
 # Records handled per poll() at most, so a busy ring buffer still lets the capture loop do its
 # housekeeping (about a second of work at the most this sidecar handles).
 POLL_LIMIT = 50_000
+# libssl functions hooked with --tls: (symbol, entry program); each also gets the return
+# program ``ssl_return``. The first two are required, the rest are used where the library has them.
+TLS_CALLS = (
+    ("SSL_read", "ssl_read_enter"),
+    ("SSL_write", "ssl_write_enter"),
+    ("SSL_read_ex", "ssl_read_ex_enter"),
+    ("SSL_write_ex", "ssl_write_ex_enter"),
+)
 
 
 class ProbeError(RuntimeError):
@@ -56,6 +64,7 @@ class Probe:
         self_tgid: int | None = None,
         max_conns: int = 65536,
         ringbuf_pages: int = 16384,
+        tls: bool = False,
     ) -> None:
         self._flags = cflags(
             self_tgid=os.getpid() if self_tgid is None else self_tgid,
@@ -63,6 +72,7 @@ class Probe:
             ringbuf_pages=ringbuf_pages,
         )
         self._handler = handler
+        self._tls = tls
         self._bpf = None
         self._ring: ringbuf.RingBuffer | None = None
 
@@ -87,6 +97,9 @@ class Probe:
             self._bpf = BPF(src_file=str(self.source_path).encode(), cflags=self._flags)
             emit = self._bpf.load_func(b"emit_more", BPF.TRACEPOINT)
             self._bpf[b"emit_progs"][ctypes.c_int(0)] = ctypes.c_int(emit.fd)
+            if self._tls:  # the emitter again, as a uprobe program, for the SSL return probe
+                emit = self._bpf.load_func(b"emit_more_tls", BPF.KPROBE)
+                self._bpf[b"tls_emit_progs"][ctypes.c_int(0)] = ctypes.c_int(emit.fd)
             events = self._bpf[b"events"]
             if ringbuf.supported() and os.environ.get("REWIND_RINGBUF", "mmap") != "bcc":
                 self._ring = ringbuf.RingBuffer.open(events.map_fd, events.max_entries)
@@ -103,6 +116,41 @@ class Probe:
         self._drops = self._bpf[b"drops"]
         self._io_active = self._bpf[b"io_active"]
         self._accepting = self._bpf[b"accepting"]
+        self._ssl_calls = self._bpf[b"ssl_calls"]
+        self._ssl_fds = self._bpf[b"ssl_fds"]
+
+    def attach_tls(self, path: str) -> list[str]:
+        """Hook the libssl at ``path`` (every process mapping that file is covered; the BPF side
+        ignores connections it does not track). Returns the functions hooked; raises ProbeError
+        when SSL_read or SSL_write cannot be."""
+        hooked = []
+        for sym, entry in TLS_CALLS:
+            try:
+                self._bpf.attach_uprobe(name=path.encode(), sym=sym.encode(), fn_name=entry.encode())
+                self._bpf.attach_uretprobe(name=path.encode(), sym=sym.encode(),
+                                           fn_name=b"ssl_return")
+            except Exception as exc:  # bcc: bare Exception when the symbol is missing
+                if sym in ("SSL_read", "SSL_write"):
+                    raise ProbeError(f"cannot hook {sym} in {path}: {exc}") from exc
+                continue
+            hooked.append(sym)
+        try:
+            self._bpf.attach_uprobe(name=path.encode(), sym=b"SSL_set_fd", fn_name=b"ssl_set_fd")
+            hooked.append("SSL_set_fd")
+        except Exception:  # noqa: BLE001 -- optional: the fd is also learnt from the syscalls
+            pass
+        return hooked
+
+    def forget_processes(self, alive: Callable[[int], bool]) -> None:
+        """Remove the TLS map entries of processes that are gone."""
+        for table, tgid_of in ((self._ssl_calls, lambda k: k.value >> 32),
+                               (self._ssl_fds, lambda k: k.tgid)):
+            for k in list(table.keys()):
+                if not alive(tgid_of(k)):
+                    try:
+                        del table[k]
+                    except KeyError:
+                        pass
 
     def _on_raw(self, _ctx, data, size) -> None:
         if size >= HEADER_SIZE:

@@ -1,4 +1,4 @@
-"""Which sockets to capture: the listening sockets on a TCP port, and the connections already
+"""Which sockets to capture: the listening sockets on one or more TCP ports, and the connections already
 accepted from them, found through /proc (the root is passed in, so tests can point elsewhere).
 
 A process is a target when it holds a socket listening on the port (every nginx or gunicorn
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,20 +39,22 @@ class _Socket:
 
 
 class TargetFinder:
-    """Scans /proc for the sockets of one port."""
+    """Scans /proc for the sockets of one port (or several: an API on 8080 and 8443)."""
 
     def __init__(
         self,
-        port: int,
+        port: int | Iterable[int],
         *,
         pids: set[int] | None = None,
         cgroup: str | None = None,
         proc: str | os.PathLike = "/proc",
         self_pid: int | None = None,
     ) -> None:
-        if not 0 < port < 65536:
-            raise ValueError(f"--port must be 1..65535, got {port}")
-        self.port = port
+        ports = {port} if isinstance(port, int) else set(port)
+        bad = sorted(p for p in ports if not 0 < p < 65536)
+        if bad or not ports:
+            raise ValueError(f"--port must be 1..65535, got {bad[0] if bad else 'nothing'}")
+        self.ports = ports
         self.pids = set(pids) if pids else None
         self.cgroup = cgroup.rstrip("/") if cgroup else None
         self.proc = Path(proc)
@@ -74,7 +77,7 @@ class TargetFinder:
             table = tables[netns]
             for fd, inode in inodes.items():
                 sock = table.get(inode)
-                if sock is None or sock.local_port != self.port:
+                if sock is None or sock.local_port not in self.ports:
                     continue
                 if sock.state == _LISTEN:
                     found.listeners.add((pid, fd))

@@ -5,7 +5,10 @@ server received: {method, path, query, body_len, body_sha256, headers: [[name, v
 The request body is read by Content-Length or by chunked transfer encoding; `Expect:
 100-continue` is answered by the standard library before the body is read.
 
-    python echo_http_server.py --port 8080 [--host 127.0.0.1]
+    python echo_http_server.py --port 8080 [--host 127.0.0.1] [--tls-cert C --tls-key K]
+
+With --tls-cert/--tls-key it speaks HTTPS (Python's ssl module on the system's libssl); the
+handshake happens in the connection's thread, on its first read.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import ssl
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
@@ -24,6 +28,14 @@ class BadRequest(Exception):
 class EchoServer(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 1024  # listen backlog: load tests open hundreds of connections at once
+
+
+class TlsEchoServer(EchoServer):
+    context: ssl.SSLContext
+
+    def get_request(self):
+        sock, addr = self.socket.accept()
+        return self.context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), addr
 
 
 class EchoHandler(BaseHTTPRequestHandler):
@@ -101,8 +113,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--tls-cert", help="PEM certificate: serve HTTPS")
+    parser.add_argument("--tls-key", help="PEM private key of --tls-cert")
     args = parser.parse_args()
-    server = EchoServer((args.host, args.port), EchoHandler)
+    if args.tls_cert:
+        server = TlsEchoServer((args.host, args.port), EchoHandler)
+        server.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        server.context.load_cert_chain(args.tls_cert, args.tls_key)
+    else:
+        server = EchoServer((args.host, args.port), EchoHandler)
     print(f"listening on {args.host}:{args.port}", flush=True)
     server.serve_forever()
 

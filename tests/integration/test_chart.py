@@ -139,6 +139,13 @@ def test_privileged_fallback():
     assert "capabilities" not in sc
 
 
+def test_tls_value_sets_rewind_tls():
+    """sidecar.tls: true renders REWIND_TLS=true (rewind-capture --tls); off by default."""
+    assert "REWIND_TLS" not in env(container(example_pod()["spec"], "rewind-capture"))
+    pod = example_pod(sets=("sidecar.tls=true",))
+    assert env(container(pod["spec"], "rewind-capture"))["REWIND_TLS"] == "true"
+
+
 def test_sys_admin_fallback_allows_escalation():
     """With SYS_ADMIN (kernels before 5.8) allowPrivilegeEscalation is not forced to false."""
     pod = example_pod(sets=("sidecar.capabilities={SYS_ADMIN,SYS_PTRACE}",))
@@ -413,7 +420,7 @@ def test_rendered_command_lines_are_accepted_by_the_clis(scenario, monkeypatch):
                 m.setenv(name, value if isinstance(value, str) else "pod-abc12")
             args = parsers[command](c.get("args", []))
         if command == "rewind-capture":
-            assert (args.port, args.stream, args.metrics_port) == (8080, "api", 9102)
+            assert (args.port, args.stream, args.metrics_port) == ((8080,), "api", 9102)
             assert args.node == "pod-abc12"
             assert args.duration == (900 if scenario == "schedule" else None)
         else:

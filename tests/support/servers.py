@@ -38,6 +38,7 @@ __all__ = [
     "nginx",
     "node_http_server",
     "python_http_server",
+    "self_signed_cert",
     "start_server",
 ]
 
@@ -219,14 +220,34 @@ def _stop_leftovers() -> None:
 
 # --- starters -------------------------------------------------------------------------------
 
-def python_http_server(timeout: float = 20.0) -> Server:
-    """ci/testservers/echo_http_server.py: ThreadingHTTPServer, HTTP/1.1 keep-alive, echo JSON."""
+def self_signed_cert(folder: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1/localhost made with `openssl req`: (cert, key)."""
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+         "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True)
+    return cert, key
+
+
+def python_http_server(timeout: float = 20.0, *, tls: bool = False) -> Server:
+    """ci/testservers/echo_http_server.py: ThreadingHTTPServer, HTTP/1.1 keep-alive, echo JSON.
+    With `tls=True` it serves HTTPS with a self-signed certificate (`srv.url` is https://)."""
     script = REPO / "ci" / "testservers" / "echo_http_server.py"
-    return start_server(
-        "python-http",
-        lambda port, _: [sys.executable, str(script), "--host", HOST, "--port", str(port)],
-        env={"PYTHONUNBUFFERED": "1"}, timeout=timeout,
-    )
+
+    def argv(port: int, workdir: Path) -> list[str]:
+        extra = []
+        if tls:
+            cert, key = self_signed_cert(workdir)
+            extra = ["--tls-cert", str(cert), "--tls-key", str(key)]
+        return [sys.executable, str(script), "--host", HOST, "--port", str(port), *extra]
+
+    srv = start_server("python-https" if tls else "python-http", argv,
+                       env={"PYTHONUNBUFFERED": "1"}, timeout=timeout)
+    if tls:
+        srv.url = f"https://{HOST}:{srv.port}"
+    return srv
 
 
 def node_http_server(timeout: float = 20.0) -> Server:
@@ -284,8 +305,11 @@ def _gunicorn_no_control_socket() -> list[str]:
 
 
 def nginx(mode: str = "return200", *, access_log: bool = True, open_file_cache: bool = False,
-          timeout: float = 20.0) -> Server:
+          tls: bool = False, timeout: float = 20.0) -> Server:
     """Debian's nginx, master + 2 workers, with a config generated in the workdir.
+
+    With `tls=True`, `srv.port` speaks HTTPS with a self-signed certificate (`srv.url` is
+    https://) and the same site also listens for plain HTTP on `srv.plain_port`.
 
     mode "return200": every request is answered `200 ok\\n` (the body is read and discarded).
     mode "static": files under `workdir/www` are served with sendfile(2).
@@ -295,12 +319,26 @@ def nginx(mode: str = "return200", *, access_log: bool = True, open_file_cache: 
     if mode not in ("return200", "echo_len", "static"):
         raise ValueError(f"mode must be 'return200', 'echo_len' or 'static', not {mode!r}")
 
+    plain: list[int] = []
+
     def argv(port: int, workdir: Path) -> list[str]:
         conf = workdir / "nginx.conf"
-        conf.write_text(_nginx_conf(port, workdir, mode, access_log, open_file_cache))
+        text = _nginx_conf(port, workdir, mode, access_log, open_file_cache)
+        if tls:
+            cert, key = self_signed_cert(workdir)
+            plain[:] = [free_port()]
+            text = text.replace(f"listen {HOST}:{port} backlog=4096;",
+                                f"listen {HOST}:{port} ssl backlog=4096;\n"
+                                f"        listen {HOST}:{plain[0]} backlog=4096;\n"
+                                f"        ssl_certificate {cert};\n"
+                                f"        ssl_certificate_key {key};", 1)
+        conf.write_text(text)
         return [NGINX, "-p", str(workdir), "-c", str(conf), "-e", "stderr"]
 
-    return start_server("nginx", argv, min_procs=3, log_files=("error.log",), timeout=timeout)
+    srv = start_server("nginx", argv, min_procs=3, log_files=("error.log",), timeout=timeout)
+    if tls:
+        srv.url, srv.plain_port = f"https://{HOST}:{srv.port}", plain[0]
+    return srv
 
 
 def _nginx_conf(port: int, work: Path, mode: str, access_log: bool, file_cache: bool) -> str:

@@ -27,8 +27,15 @@ def test_flags_read_from_environment(monkeypatch):
     monkeypatch.setenv("REWIND_STREAM", "orders")
     monkeypatch.setenv("REWIND_MAX_BODY", "2MiB")
     args = parse([])
-    assert (args.port, args.stream, args.max_body) == (8080, "orders", 2 << 20)
+    assert (args.port, args.stream, args.max_body, args.tls) == ((8080,), "orders", 2 << 20, False)
     assert parse(["--max-body", "10"]).max_body == 10
+
+
+def test_several_ports_and_tls_from_environment(monkeypatch):
+    """--port takes a comma-separated list; REWIND_TLS=true turns --tls on."""
+    monkeypatch.setenv("REWIND_TLS", "true")
+    args = parse(["--port", "8080,8443", "--stream", "s"])
+    assert (args.port, args.tls) == ((8080, 8443), True)
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -38,6 +45,7 @@ def test_flags_read_from_environment(monkeypatch):
     (["--port", "80", "--stream", "s", "--max-body", "lots"], "not a size"),
     (["--port", "80", "--stream", "s", "--ringbuf-size", "3MiB"], "power of two"),
     (["--port", "80", "--stream", "s", "--pid", "999999999"], "no such process"),
+    (["--port", "80,0", "--stream", "s"], "ports must be 1..65535"),
 ])
 def test_bad_arguments_fail_with_a_message(argv, message):
     """Each bad argument exits 2 before any work, with a message saying what to change."""
