@@ -28,10 +28,13 @@ class FeedError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Window:
-    """Capture-time bounds in ns since the epoch, both inclusive; None means open."""
+    """Capture-time bounds in ns since the epoch and stream-id bounds, all inclusive; None
+    means open."""
 
     start_ns: int | None = None
     end_ns: int | None = None
+    start_id: tuple[int, int] | None = None
+    end_id: tuple[int, int] | None = None
 
     def holds(self, ts_ns: int) -> bool:
         return (self.start_ns is None or ts_ns >= self.start_ns) and (
@@ -45,7 +48,9 @@ def open_feed(source: str, *, stream: str | None = None, window: Window = Window
     end = None if window.end_ns is None else window.end_ns + 1  # the reader's end is exclusive
     try:
         src = open_source(specs, stream=stream, client=redis_client)
-        records = [r for _, r in src.read(rw.Window(start_ns=window.start_ns, end_ns=end))]
+        records = [r for _, r in src.read(rw.Window(start_ns=window.start_ns, end_ns=end,
+                                                    start_id=window.start_id,
+                                                    end_id=window.end_id))]
     except redis.RedisError as exc:
         raise FeedError(f"cannot read the stream from Redis: {exc}") from None
     except (SourceError, RecordError, ValueError) as exc:

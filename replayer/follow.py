@@ -25,6 +25,7 @@ import redis
 from replayer.plan import Step, endpoint_name
 from replayer.rewrite import Request, Rules
 from sidecar.record import Record, RecordError
+from sidecar.stream_ids import format_id, prev_id
 from sidecar.streams import stream_key
 
 __all__ = ["Follower", "start_id"]
@@ -33,8 +34,12 @@ BLOCK_MS = 200  # how long one XREAD waits; also how soon stop() is noticed
 COUNT = 1000  # entries per XREAD at most
 
 
-def start_id(client: redis.Redis, stream: str, from_ns: int | None = None) -> str:
-    """The id to read after: the stream's last id now, or just before ``from_ns`` (ms ids)."""
+def start_id(client: redis.Redis, stream: str, from_ns: int | None = None,
+             from_id: tuple[int, int] | None = None) -> str:
+    """The id to read after: the stream's last id now, or just before ``from_id`` or
+    ``from_ns`` (ids are ms of arrival in Redis)."""
+    if from_id is not None:
+        return format_id(prev_id(from_id))
     if from_ns is not None:
         ms = from_ns // 1_000_000
         return f"{ms - 1}-18446744073709551615" if ms > 0 else "0-0"
@@ -134,7 +139,8 @@ class Follower:
 
 
 def open_follower(url: str, stream: str | None, rules: Rules, workers: int, *,
-                  from_ns: int | None = None, log=None) -> Follower:
+                  from_ns: int | None = None, from_id: tuple[int, int] | None = None,
+                  log=None) -> Follower:
     """A Follower on ``stream`` at ``url``, placed at its end (or at ``from_ns``) now.
 
     Raises ValueError for a bad URL or stream name, redis.RedisError when Redis cannot be read."""
@@ -144,5 +150,5 @@ def open_follower(url: str, stream: str | None, rules: Rules, workers: int, *,
         raise ValueError("--follow needs --stream NAME (records are in rewind:{NAME}:http)")
     stream_key(stream)
     client = connect(url)
-    return Follower(client, stream, rules, workers, after_id=start_id(client, stream, from_ns),
+    return Follower(client, stream, rules, workers, after_id=start_id(client, stream, from_ns, from_id),
                     log=log)

@@ -8,7 +8,6 @@ import re
 import socket
 import sys
 import tempfile
-import time
 from collections import Counter
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
@@ -44,26 +43,17 @@ exit codes: 0 replayed (and thresholds passed; ramp: at least the first step hel
 """
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_TARGET, EXIT_SOURCE, EXIT_RUN = 0, 1, 2, 3, 4, 5
-_RELATIVE = re.compile(r"^-(\d+(?:\.\d+)?)(s|m|h|d)$")
-_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-def when(text: str) -> int:
-    """``2024-05-01T10:00:00Z``, ``-15m`` (before now) or ns since the epoch -> ns."""
+def bound(text: str | None, *, base_ns: int | None = None) -> tuple[int | None, tuple | None]:
+    """A --from/--to value -> (ns since the epoch, None) or (None, stream id); see timespec."""
+    from replayer.timespec import parse_bound
+    if text is None:
+        return None, None
     text = str(text).strip()
-    if text.isdigit():
-        return int(text)
-    m = _RELATIVE.match(text)
-    if m:
-        return time.time_ns() - int(float(m.group(1)) * _UNIT_S[m.group(2)] * 1e9)
-    try:
-        t = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"not a time: {text!r} (use ISO-8601 like 2024-05-01T10:00:00Z, or -15m)") from None
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=UTC)
-    return int(t.timestamp() * 1e9)
+    if text.isdigit():  # ns since the epoch
+        return int(text), None
+    return parse_bound(text, base_ns=base_ns)
 
 
 def regex(text: str) -> re.Pattern:
@@ -103,9 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
           help="where the records are: an exported file, an archive folder, a Redis URL (with "
           "--stream), or a Redis URL and an archive folder joined by a comma (read as one)")
     a.add(p, "--stream", default=None, help="stream name (records in rewind:{NAME}:http)")
-    a.add(p, "--from", dest="from_", type=when, default=None,
-          help="first capture time: ISO-8601, -15m, or ns since the epoch")
-    a.add(p, "--to", type=when, default=None, help="last capture time (same forms as --from)")
+    a.add(p, "--from", dest="from_", default=None,
+          help="first capture time: ISO-8601, now, -15m, @epoch-seconds, ns since the epoch, "
+          "or a stream id (1732312345678-0: first entry id, inclusive)")
+    a.add(p, "--to", default=None,
+          help="last capture time or stream id, inclusive (same forms as --from; +10m: after --from)")
     a.add(p, "--target", required=True, help="base URL of the deployment to replay against")
     a.add(p, "--mode", default="recorded", choices=["recorded", "rps", "max", "ramp"],
           help="recorded: at the recorded offsets / --speed (open loop); rps: --rps requests a "
@@ -237,7 +229,14 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, dict | None]:
                     "--to (end it with --duration or Ctrl-C)")
     if args.loop and not args.duration:
         p.error("--loop needs --duration (how long to keep going)")
-    if args.from_ is not None and args.to is not None and args.from_ > args.to:
+    from replayer.timespec import TimeSpecError
+    try:
+        args.from_ns, args.from_id = bound(args.from_)
+        args.to_ns, args.to_id = bound(args.to, base_ns=args.from_ns)
+    except TimeSpecError as exc:
+        p.error(f"--from/--to: {exc}")
+    if (args.from_ns is not None and args.to_ns is not None and args.from_ns > args.to_ns) or (
+            args.from_id is not None and args.to_id is not None and args.from_id > args.to_id):
         p.error("--from is after --to")
     for path in args.ignore:
         try:
@@ -294,7 +293,8 @@ def main(argv: list[str] | None = None) -> int:
         from replayer.plan import Plan
         try:
             follower = open_follower(args.source, args.stream, rules, args.workers,
-                                     from_ns=args.from_, log=log.warning)
+                                     from_ns=args.from_ns, from_id=args.from_id,
+                                     log=log.warning)
         except redis.RedisError as exc:
             print(f"rewind-replay: cannot read the stream from Redis: {exc}", file=sys.stderr)
             return EXIT_SOURCE
@@ -303,8 +303,8 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_USAGE
         plan = Plan([[] for _ in range(args.workers)])
     try:
-        records = [] if follower else open_feed(args.source, stream=args.stream,
-                                                window=Window(args.from_, args.to))
+        window = Window(args.from_ns, args.to_ns, args.from_id, args.to_id)
+        records = [] if follower else open_feed(args.source, stream=args.stream, window=window)
     except FeedError as exc:
         source_down = "cannot read" in str(exc) and "Redis" in str(exc)
         print(f"rewind-replay: {exc}", file=sys.stderr)

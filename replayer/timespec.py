@@ -7,6 +7,7 @@ All times become integers of nanoseconds since the epoch, like a record's ``ts_n
 * ``now``; ``-15m``, ``-2h30m``, ``-7d``: that long before now (units ``ms s m h d w``).
 * ``+15m``: for ``--to``, that long after ``--from``; alone, after now.
 * ``@1715680800`` or ``@1715680800.25``: seconds since the epoch.
+* ``1732312345678-0``: a stream id (``parse_bound`` only): the window is then an id range.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ import re
 import time
 from datetime import UTC, datetime, timedelta
 
-__all__ = ["TimeSpecError", "format_ns", "parse_duration_ns", "parse_time"]
+__all__ = ["TimeSpecError", "format_ns", "parse_bound", "parse_duration_ns", "parse_time"]
+
+_STREAM_ID = re.compile(r"^(\d{5,}|0)-(\d+)$")  # ms since the epoch: not a date like 2024-05
 
 _UNIT_NS = {"ms": 1_000_000, "s": 1_000_000_000, "m": 60_000_000_000, "h": 3_600_000_000_000,
             "d": 86_400_000_000_000, "w": 7 * 86_400_000_000_000}
@@ -62,6 +65,15 @@ def parse_time(text: str, *, now_ns: int | None = None, base_ns: int | None = No
     if dt.tzinfo is None:
         dt = dt.astimezone()  # local time zone
     return (dt - _EPOCH) // timedelta(microseconds=1) * 1000
+
+
+def parse_bound(text: str, *, now_ns: int | None = None,
+                base_ns: int | None = None) -> tuple[int | None, tuple[int, int] | None]:
+    """A ``--from``/``--to`` that may also be a stream id -> (ns, None) or (None, (ms, seq))."""
+    m = _STREAM_ID.match(text.strip()) if isinstance(text, str) else None
+    if m:
+        return None, (int(m.group(1)), int(m.group(2)))
+    return parse_time(text, now_ns=now_ns, base_ns=base_ns), None
 
 
 def format_ns(ns: int | None) -> str:

@@ -1,0 +1,30 @@
+"""--from/--to of rewind-replay: times and stream ids through replayer.timespec."""
+
+from __future__ import annotations
+
+import pytest
+
+from replayer.replay_cli import bound, parse
+from replayer.timespec import TimeSpecError, parse_bound
+
+
+def test_stream_ids_times_and_ns():
+    """A stream id becomes an id bound, a date is not taken for one, digits stay ns."""
+    assert parse_bound("1732312345678-0") == (None, (1732312345678, 0))
+    assert parse_bound("0-12") == (None, (0, 12))
+    assert parse_bound("2024-05-14T10:00:00Z") == (1_715_680_800_000_000_000, None)
+    assert bound("1715680800000000000") == (1_715_680_800_000_000_000, None)
+    assert bound("+10s", base_ns=5) == (10_000_000_005, None)
+    with pytest.raises(TimeSpecError):
+        parse_bound("12-ab")
+
+
+def test_cli_checks_the_order_of_id_bounds(capsys):
+    """--from after --to is refused for ids as for times (exit 2, one line)."""
+    args, _ = parse(["--source", "x", "--target", "http://t", "--from", "1732312345678-5",
+                     "--to", "1732312345679-0"])
+    assert (args.from_id, args.to_id) == ((1732312345678, 5), (1732312345679, 0))
+    with pytest.raises(SystemExit) as e:
+        parse(["--source", "x", "--target", "http://t", "--from", "1732312345679-0",
+               "--to", "1732312345678-5"])
+    assert e.value.code == 2 and "--from is after --to" in capsys.readouterr().err
