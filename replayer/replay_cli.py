@@ -358,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
                         connect_timeout=args.connect_timeout,
                         stop_requested=_stop_on_signals(log), log=log.info)
         started = datetime.now(UTC).isoformat(timespec="seconds")
-        progress = lambda snap: log.info("replay.progress", **snap)  # noqa: E731
+        progress = _progress_printer(log, args.log_format)
         noise = None
         try:
             if args.baseline:
@@ -369,11 +369,30 @@ def main(argv: list[str] | None = None) -> int:
                     cfg, target=target, keep_bodies=True), progress=progress).results, log.info)
                 cfg.noise = noise.paths
             out = run_plan(plan, cfg, progress=progress)
+            if getattr(progress, "drew", False):
+                sys.stderr.write("\n")
         except RunError as exc:
             log.error("replay.failed", error=str(exc))
             return EXIT_RUN
     return finish(args, thresholds, plan, out, records, started, log, ramp, monitor, follower,
                   noise)
+
+
+def _progress_printer(log, log_format: str):
+    """replay.progress log lines; on a terminal (console logs) one line redrawn in place."""
+    if log_format == "json" or not sys.stderr.isatty():
+        return lambda snap: log.info("replay.progress", **snap)
+
+    def redraw(snap: dict) -> None:
+        lag = snap["lag_p99_ms"]
+        line = (f"{snap['elapsed_s']:>7.1f} s  sent {snap['sent']:>9,}  {snap['rps']:>8,.1f} req/s  "
+                f"errors {snap['errors']:,}  lag p99 {'-' if lag is None else f'{lag:.1f} ms'}")
+        if "ramp_step" in snap:
+            line += f"  ramp step {snap['ramp_step']} ({snap['ramp_rps']:g}/s)"
+        sys.stderr.write("\r\x1b[K" + line)
+        sys.stderr.flush()
+        redraw.drew = True  # the caller ends the line before logging on
+    return redraw
 
 
 def _stop_on_signals(log):

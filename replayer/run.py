@@ -184,8 +184,8 @@ def run_plan(plan: Plan, cfg: RunConfig, *, progress: Callable[[dict], None] | N
             now = time.monotonic()
             if deadline is not None and now > deadline:
                 raise RunError(f"the run overran its deadline; {len(done)} of {n} workers done")
-            if progress and now >= next_progress:
-                progress(_snapshot(out.results, seen, t0, cfg.progress_every))
+            if progress and now >= next_progress and elapsed >= 0:
+                progress(_snapshot(out.results, seen, t0, cfg.progress_every, cfg.ramp))
                 seen = len(out.results)
                 next_progress = now + cfg.progress_every
         crashed = [c for d in done.values() for c in d.get("crashed", [])]
@@ -223,16 +223,23 @@ def _check_alive(procs: list[subprocess.Popen], workdir: str) -> None:
             raise RunError(f"worker process {w} exited with code {p.returncode}:\n{tail}")
 
 
-def _snapshot(results: list[tuple], seen: int, t0: float, every: float) -> dict:
+def _snapshot(results: list[tuple], seen: int, t0: float, every: float,
+              ramp: Ramp | None = None) -> dict:
+    """Progress since the last snapshot: rps and lag p99 of the last ``every`` s, totals."""
     recent = results[seen:]
     lags = sorted(r[4] for r in recent)
-    return {
-        "elapsed_s": round(time.time() - t0, 1),
+    elapsed = time.time() - t0
+    snap = {
+        "elapsed_s": round(elapsed, 1),
         "sent": len(results),
         "rps": round(len(recent) / every, 1),
         "errors": sum(1 for r in results if r[8] is not None or r[7] >= 500),
         "lag_p99_ms": round(lags[int(0.99 * (len(lags) - 1))], 2) if lags else None,
     }
+    if ramp is not None:
+        k = ramp.step_of(max(0.0, elapsed))
+        snap.update(ramp_step=f"{k + 1}/{len(ramp.rates)}", ramp_rps=ramp.rates[k])
+    return snap
 
 
 def _free_port(host: str) -> int:
