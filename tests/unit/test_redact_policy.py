@@ -3,6 +3,7 @@ the line at fault and what is wrong (exit 2 from rewind-capture, one line, no tr
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -96,6 +97,10 @@ def test_capture_rejects_a_malformed_policy_with_exit_2(tmp_path):
     assert p.returncode == 2 and "Traceback" not in p.stderr
     assert p.stderr.strip() == (f"rewind-capture: --redact-policy: {bad}:3: unknown key 'acton' "
                                 "in a json rule (known: path, action, part)")
+    env = {**os.environ, "REWIND_REDACT_POLICY": str(bad)}  # the chart passes it this way
+    p = subprocess.run([sys.executable, "-m", "sidecar.capture_cli", "--port", "80", "--stream", "s"],
+                       capture_output=True, text=True, cwd=REPO, timeout=60, env=env)
+    assert p.returncode == 2 and f"{bad}:3: unknown key 'acton'" in p.stderr
     good = tmp_path / "good.yaml"
     good.write_text(FULL)
     p = subprocess.run([sys.executable, "-m", "sidecar.capture_cli", "--redact-check", str(good)],
