@@ -132,7 +132,7 @@ class Follower:
             w = self.worker_of[r.conn] = min(range(len(self.load)), key=self.load.__getitem__)
         step = Step(self.steps, r.conn, due, req.method, req.target, req.headers, req.body,
                     endpoint_name(req.method, req.target), r.status, r.resp_body,
-                    not r.resp_truncated)
+                    not r.resp_truncated, r.version)
         self.load[w] += 1
         self.recorded_status[r.status] += 1
         return step, w

@@ -50,6 +50,7 @@ class Step:
     rec_status: int
     rec_body: bytes
     rec_body_ok: bool  # False when the recorded response body was cut: do not compare it
+    version: str = "1.1"  # HTTP version of the request line, as recorded ("1.0" or "1.1")
 
 
 @dataclass(slots=True)
@@ -95,7 +96,7 @@ def build_plan(records: Iterable[Record], rules: Rules, schedule: Schedule, work
             due = 0.0
         steps.append(Step(k, r.conn, due, req.method, req.target, req.headers, req.body,
                           endpoint_name(req.method, req.target), r.status, r.resp_body,
-                          not r.resp_truncated))
+                          not r.resp_truncated, r.version))
     span = 0.0
     if steps:
         last = steps[-1].due
@@ -124,7 +125,8 @@ def write_steps(path: str, steps: list[Step]) -> None:
         for s in steps:
             f.write(orjson.dumps([s.idx, s.conn, s.due, s.method, s.target, s.headers,
                                   base64.b64encode(s.body).decode(), s.endpoint, s.rec_status,
-                                  base64.b64encode(s.rec_body).decode(), s.rec_body_ok]) + b"\n")
+                                  base64.b64encode(s.rec_body).decode(), s.rec_body_ok,
+                                  s.version]) + b"\n")
 
 
 def read_steps(path: str) -> list[Step]:
@@ -132,8 +134,8 @@ def read_steps(path: str) -> list[Step]:
     with open(path, "rb") as f:
         for line in f:
             (idx, conn, due, method, target, headers, body, endpoint, rec_status, rec_body,
-             rec_body_ok) = orjson.loads(line)
+             rec_body_ok, *version) = orjson.loads(line)
             steps.append(Step(idx, conn, due, method, target, [tuple(h) for h in headers],
                               base64.b64decode(body), endpoint, rec_status,
-                              base64.b64decode(rec_body), rec_body_ok))
+                              base64.b64decode(rec_body), rec_body_ok, *version))
     return steps

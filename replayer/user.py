@@ -143,6 +143,9 @@ def send_step(s: Step, client, t0: float, due_rel: float, prev_done: float, out:
     sent = clock() if sent is None else sent
     wait = max(0.0, prev_done - due)
     status, body, error = 0, b"", None
+    # the recorded request line's version (an HTTP/1.0 client's server may answer differently);
+    # the client is this connection's alone, so setting it per request is safe
+    client.version = RawClient.HTTP_10 if s.version == "1.0" else RawClient.HTTP_11
     try:
         resp = client.request(s.method, s.target, body=s.body, headers=Headers(s.headers))
         body = resp.read()

@@ -36,14 +36,14 @@ BATCH_BYTES = 1 << 20  # or fewer, when their bodies add up to this
 
 def step_to_wire(s: Step) -> list:
     return [s.idx, s.conn, s.due, s.method, s.target, s.headers, s.body, s.endpoint,
-            s.rec_status, s.rec_body, s.rec_body_ok]
+            s.rec_status, s.rec_body, s.rec_body_ok, s.version]
 
 
 def step_from_wire(v: list) -> Step:
     (idx, conn, due, method, target, headers, body, endpoint, rec_status, rec_body,
-     rec_body_ok) = v
+     rec_body_ok, version) = v
     return Step(idx, conn, due, method, target, [tuple(h) for h in headers], body, endpoint,
-                rec_status, rec_body, rec_body_ok)
+                rec_status, rec_body, rec_body_ok, version)
 
 
 def send_steps(runner, client_id: str, steps: list[Step]) -> None:
