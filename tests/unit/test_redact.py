@@ -7,7 +7,6 @@ import hashlib
 import hmac
 
 import orjson
-import pytest
 import structlog
 from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
@@ -218,16 +217,3 @@ class _Log:
         pass
 
     info = warning = exception
-
-
-@pytest.mark.parametrize("n", [1000])
-def test_cost_per_record_is_small(n):
-    """Default masks alone cost far less than the sidecar's ~55 us per request (loose bound)."""
-    import time
-    red = redactor()
-    records = [rec(headers=[("Host", "h"), ("Authorization", "Bearer x"), ("Accept", "*/*")])
-               for _ in range(n)]
-    t0 = time.perf_counter()
-    for r in records:
-        red.apply(r)
-    assert (time.perf_counter() - t0) / n < 50e-6
