@@ -1,7 +1,7 @@
 """CPU cost of the redaction step per record, for a few policies, on realistic JSON API records
 (tests/support/traffic.py: an orders API, ~600 bytes of JSON per request + response).
 
-    .venv/bin/python ci/bench_redact.py [--records 2000]
+    .venv/bin/python ci/bench_redact.py [--records 2000] [--out bench-results/redact.json]
 
 Prints microseconds of CPU per record (best of 5 runs, process time) for each policy.
 """
@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sidecar.redact import Redactor  # noqa: E402
 from sidecar.redact_policy import parse_policy  # noqa: E402
+from ci.benchlib import write_result  # noqa: E402
 from tests.support.traffic import api_records  # noqa: E402
 
 EMAIL = r"- {name: email, pattern: '[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}'}"
@@ -50,13 +51,19 @@ def cost(policy: str, records, strip_auth: bool) -> float:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--records", type=int, default=2000)
+    p.add_argument("--records", type=int, default=2000, help="records per run (default 2000)")
+    p.add_argument("--out", default="bench-results/redact.json", help="where the JSON goes")
     args = p.parse_args()
     records = list(api_records(args.records))
     size = sum(len(r.body) + len(r.resp_body) for r in records) / len(records)
     print(f"{len(records)} records, {size:.0f} body bytes each on average (request + response)")
+    rows = []
     for name, (policy, strip) in POLICIES.items():
-        print(f"{min(cost(policy, records, strip) for _ in range(5)):7.1f} us/record  {name}")
+        us = min(cost(policy, records, strip) for _ in range(5))
+        rows.append({"policy": name, "us_per_record": round(us, 2)})
+        print(f"{us:7.1f} us/record  {name}")
+    write_result({"records": len(records), "body_bytes_avg": round(size), "policies": rows},
+                 args.out)
 
 
 if __name__ == "__main__":
