@@ -1,7 +1,9 @@
 # rewind/replayer: rewind-replay (entrypoint), rewind-archive and rewind-inspect, as a non-root
-# user. Build from the repository root:
+# user (uid 10001). Build from the repository root:
 #   docker build -f ci/docker/replayer.Dockerfile -t rewind/replayer .
-# Run another tool with --entrypoint rewind-inspect (or rewind-archive).
+# Run another tool with --entrypoint rewind-inspect (or rewind-archive). The Jobs of rewind-launch
+# and charts/rewind-replay set `command:` to rewind-launch-master (the master Pod) and
+# rewind-replay-worker (the worker Pods); rewind-launch itself is in the image too.
 
 FROM python:3.11.10-slim-bookworm AS wheel
 WORKDIR /src
