@@ -16,7 +16,7 @@ import structlog
 from replayer.launch_args import EXIT_NO_VERDICT, parse
 from replayer.launch_bundle import BundleError, find_bundle, unpack
 from replayer.launch_kube import Cluster, ClusterError, connect
-from replayer.launch_manifests import LaunchSpec, build, with_owner
+from replayer.launch_manifests import LaunchSpec, build, names, with_owner
 from replayer.launch_wait import Outcome, Waiter
 from sidecar import logs
 
@@ -45,8 +45,14 @@ def make_spec(args, replay_argv: list[str], files: dict[str, str], namespace: st
 
 
 def delete_run(cluster: Cluster, run_id: str, created: list[tuple[str, str]], log) -> bool:
-    """Delete what was created (newest first) and anything else labelled with the run id."""
+    """Delete what was created (newest first), then the run's other names and anything else
+    labelled with the run id (what an interrupted create may have made)."""
+    n = names(run_id)
     targets, ok = list(reversed(created)), True
+    for known in (("Job", n["workers"]), ("Service", n["service"]), ("Secret", n["secret"]),
+                  ("ConfigMap", n["config"]), ("Job", n["master"])):
+        if known not in targets:
+            targets.append(known)
     try:
         targets += [t for t in cluster.of_run(run_id) if t not in targets]
     except ClusterError as exc:

@@ -19,7 +19,7 @@ from replayer.launch_manifests import RUN_LABEL
 
 __all__ = ["Cluster", "ClusterError", "connect"]
 
-KINDS = ("Job", "Service", "ConfigMap", "Secret")
+LISTED = ("Job", "Service", "ConfigMap")  # Secrets are deleted by name: no right to list them
 
 
 class ClusterError(Exception):
@@ -104,13 +104,12 @@ class Cluster:
             raise ClusterError(f"cannot delete {kind} {name}: {_why(exc)}") from None
 
     def of_run(self, run_id: str) -> list[tuple[str, str]]:
-        """(kind, name) of every Job, Service, ConfigMap and Secret labelled with the run id."""
+        """(kind, name) of every Job, Service and ConfigMap labelled with the run id."""
         selector = f"{RUN_LABEL}={run_id}"
         listers = {"Job": self.batch.list_namespaced_job, "Service": self.core.list_namespaced_service,
-                   "ConfigMap": self.core.list_namespaced_config_map,
-                   "Secret": self.core.list_namespaced_secret}
+                   "ConfigMap": self.core.list_namespaced_config_map}
         found = []
-        for kind in KINDS:
+        for kind in LISTED:
             items = self._json(f"cannot list {kind}s", listers[kind], self.namespace,
                                label_selector=selector).get("items") or []
             found += [(kind, o["metadata"]["name"]) for o in items

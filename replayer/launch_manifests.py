@@ -23,7 +23,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-__all__ = ["LaunchSpec", "MASTER_PORT", "RUN_ID", "build", "names", "run_labels", "with_owner"]
+__all__ = ["LAUNCHER_RULES", "LaunchSpec", "MASTER_PORT", "RUN_ID", "build", "names", "run_labels",
+           "with_owner"]
 
 MASTER_PORT = 5557
 REPORTS = "/reports"  # the master's report volume (emptyDir, or --report-claim)
@@ -34,6 +35,14 @@ CREDENTIALS = f"{SECRET_DIR}/credentials.yaml"
 RUN_LABEL = "rewind.dev/run-id"
 ROLE_LABEL = "rewind.dev/role"
 # a label value and part of DNS-1035 names "rewind-RUN-workers" (at most 63 characters)
+# what rewind-launch does in its namespace (a Role; charts/rewind-replay renders it with rbac.create)
+LAUNCHER_RULES = [
+    {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create", "get", "list", "delete"]},
+    {"apiGroups": [""], "resources": ["services", "configmaps", "secrets"],
+     "verbs": ["create", "list", "delete"]},
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
+    {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
+]
 RUN_ID = re.compile(r"^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$")
 
 

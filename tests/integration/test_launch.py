@@ -51,6 +51,24 @@ def left_over(kube) -> dict[str, list[str]]:
             if kube.names(plural, NS)}
 
 
+def assert_allowed_by_launcher_role(kube) -> None:
+    """Every request the launcher made is allowed by LAUNCHER_RULES (the Role in docs/launch.md
+    and charts/rewind-replay)."""
+    from urllib.parse import urlsplit
+
+    from replayer.launch_manifests import LAUNCHER_RULES
+    allowed = {(g, r, v) for rule in LAUNCHER_RULES for g in rule["apiGroups"]
+               for r in rule["resources"] for v in rule["verbs"]}
+    for method in ("GET", "POST", "DELETE"):
+        for path, _ in kube.sent(method):
+            parts = urlsplit(path).path.strip("/").split("/")
+            group = "" if parts[0] == "api" else parts[1]
+            rest = parts[parts.index("namespaces") + 2:]
+            resource = rest[0] + (f"/{rest[2]}" if len(rest) > 2 else "")
+            verb = {"POST": "create", "DELETE": "delete"}.get(method, "get" if len(rest) > 1 else "list")
+            assert (group, resource, verb) in allowed, (method, path)
+
+
 def report_folder(tmp_path: Path, code: int) -> Path:
     folder = tmp_path / "pod-report"
     folder.mkdir(exist_ok=True)
@@ -131,6 +149,7 @@ def test_verdict_comes_back_with_the_report_and_everything_is_deleted(kube, tmp_
     args = created[0]["spec"]["template"]["spec"]["containers"][0]["args"]
     assert args[args.index("--credentials") + 1] == "/etc/rewind-credentials/credentials.yaml"
     assert left_over(kube) == {}
+    assert_allowed_by_launcher_role(kube)
     deletes = [path for path, _ in kube.sent("DELETE")]
     assert deletes and all("propagationPolicy=Background" in p for p in deletes)
     err = capsys.readouterr().err
@@ -233,13 +252,15 @@ def test_delete_removes_only_that_run(kube, tmp_path):
     for run in (RUN, "other"):
         for kind, res, name in (("Job", "batch/v1/jobs", names(run)["master"]),
                                 ("Service", "v1/services", names(run)["service"]),
-                                ("ConfigMap", "v1/configmaps", names(run)["config"])):
+                                ("ConfigMap", "v1/configmaps", names(run)["config"]),
+                                ("Secret", "v1/secrets", names(run)["secret"])):
             kube.call(kube.k.objects.__setitem__, (res, NS, name), {
                 "kind": kind, "metadata": {"name": name, "namespace": NS, "labels": run_labels(run)}})
     rc = launch_cli.main(["--kubeconfig", str(kube.kubeconfig(tmp_path, NS)), "--delete", RUN])
     assert rc == 0
     assert left_over(kube) == {"jobs": ["rewind-other-master"], "services": ["rewind-other-master"],
-                               "configmaps": ["rewind-other"]}
+                               "configmaps": ["rewind-other"], "secrets": ["rewind-other-credentials"]}
+    assert_allowed_by_launcher_role(kube)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
