@@ -18,7 +18,7 @@ help:
 	@echo "make bench-redact    CPU per record of the redaction policy, for a few policies (table + JSON)"
 	@echo "make lint            ruff over the Python code"
 	@echo "make tools           helm and kubectl into .tools/bin (ci/get-helm.sh)"
-	@echo "make chart-test      helm lint --strict, helm template | kubernetes-validate --strict, chart tests"
+	@echo "make chart-test      both charts: helm lint --strict, helm template | kubernetes-validate --strict, chart tests"
 	@echo "make images-lint     hadolint over ci/docker/*.Dockerfile"
 	@echo "make jenkins-lint    npm-groovy-lint over the Jenkinsfile (installed into .tools/npm)"
 	@echo "make images          docker build the sidecar, replayer and demo-api images (needs a Docker engine)"
@@ -60,16 +60,18 @@ test-integration: host venv tools
 test-bpf: host venv
 	$(PY) -m pytest tests/bpf -q $(PYTEST_ARGS)
 
-# Every scenario in $(CHART)/ci: lint (warnings fail), render, validate against the Kubernetes
-# API schemas (unknown fields fail), then the chart's tests.
+# Every scenario in charts/*/ci: lint (warnings fail), render, validate against the Kubernetes
+# API schemas (unknown fields fail), then the charts' tests.
+CHARTS := $(CHART) charts/rewind-replay
+
 chart-test: venv tools
-	@set -e; for values in $(CHART)/ci/*-values.yaml; do \
+	@set -e; for chart in $(CHARTS); do for values in $$chart/ci/*-values.yaml; do \
 	  echo "== $$values"; \
-	  $(HELM) lint --strict $(CHART) -f $$values; \
-	  $(HELM) template rw $(CHART) -f $$values > $(TOOLS)/rendered.yaml; \
+	  $(HELM) lint --strict $$chart -f $$values; \
+	  $(HELM) template rw $$chart -f $$values > $(TOOLS)/rendered.yaml; \
 	  $(VENV)/bin/kubernetes-validate --strict --quiet $(TOOLS)/rendered.yaml; \
-	done
-	$(PY) -m pytest tests/integration/test_chart.py -q $(PYTEST_ARGS)
+	done; done
+	$(PY) -m pytest tests/integration/test_chart.py tests/integration/test_replay_chart.py -q $(PYTEST_ARGS)
 
 demo: host venv
 	$(PY) ci/demo.py
