@@ -66,9 +66,11 @@ class Capture:
             log=self._log,
         )
         self.probe = probe_factory(self._on_raw)
-        self.tls_libs = TlsLibraries(lambda path: self.probe.attach_tls(path),
-                                     registry=metrics.registry, proc=self._procfs.root,
-                                     log=self._log) if config.tls else None
+        self.tls_libs = TlsLibraries(
+            lambda path, pid: self.probe.attach_tls(path, pid),
+            lambda pid: self.probe.detach_tls(pid),
+            registry=metrics.registry, proc=self._procfs.root, log=self._log,
+        ) if config.tls else None
         self._known_tgids: set[int] = set()
         self._kernel_drops: dict[str, int] = {}
         self._events = 0

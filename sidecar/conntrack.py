@@ -93,6 +93,7 @@ class ConnectionTracker:
         self._tls = tls
         self._log = log or structlog.get_logger("rewind.capture")
         self._conns: dict[tuple[int, int], _Conn] = {}
+        self._tls_warned: set[int] = set()  # processes already named in a TLS warning
         self._bytes = (metrics.bytes.labels("request"), metrics.bytes.labels("response"))
         # hot counters, added to the metrics by flush_metrics() (once a second, by the capture
         # loop): a prometheus-client call takes a lock, too dear per event
@@ -154,7 +155,8 @@ class ConnectionTracker:
         d = ev.dir
         expected = conn.expected
         ts = ev.ts_ns
-        if ev.kind != _TLS_DATA and (conn.tls or conn.tls_raw or self._starts_tls(conn, d, data)):
+        if ev.kind != _TLS_DATA and (conn.tls or conn.tls_raw
+                                     or self._starts_tls(conn, ev.tgid, d, data)):
             if not conn.tls:  # ciphertext: keep the offsets, parse nothing
                 expected[d] = ev.pos + len(data)
             return
@@ -180,17 +182,25 @@ class ConnectionTracker:
             for ex in conn.parser.feed_response(data, ts):
                 self._publish(conn, ex)
 
-    def _starts_tls(self, conn: _Conn, d: int, data: bytes) -> bool:
+    def _starts_tls(self, conn: _Conn, tgid: int, d: int, data: bytes) -> bool:
         """The first bytes a server reads on a connection are a TLS record header (content type
-        0x14..0x17, major version 3): no HTTP request starts so."""
+        0x14..0x17, major version 3): no HTTP request starts so. Logged once per process."""
         if d != _INGRESS or conn.expected[0] > 0 or not data or not 0x14 <= data[0] <= 0x17 \
                 or (len(data) > 1 and data[1] != 3):
             return False
         conn.tls_raw = True
         if not self._tls:
             self._m.parse_errors.labels("tls").inc()
-            self._log.warning("capture.tls_connection", conn=conn.id,
-                              hint="looks like TLS; run with --tls")
+            if self._warn_once(tgid):
+                self._log.warning("capture.tls_connection", conn=conn.id, pid=tgid,
+                                  hint="looks like TLS; run with --tls")
+        return True
+
+    def _warn_once(self, tgid: int) -> bool:
+        """True the first time for a process (the count goes on; the log line is not repeated)."""
+        if tgid in self._tls_warned:
+            return False
+        self._tls_warned.add(tgid)
         return True
 
     def _to_tls(self, conn: _Conn) -> None:
@@ -243,8 +253,10 @@ class ConnectionTracker:
             return
         if conn.tls_raw and self._tls:
             self._m.parse_errors.labels("tls_undecrypted").inc()
-            self._log.warning("capture.tls_undecrypted", conn=conn.id,
-                              hint="no plaintext came from libssl: see capture.tls_unsupported")
+            if self._warn_once(key[0]):
+                self._log.warning("capture.tls_undecrypted", conn=conn.id, pid=key[0],
+                                  hint="no plaintext came from libssl for this TLS connection: "
+                                  "see capture.tls_unsupported and docs/capture.md, Limits")
         for ex in conn.parser.close(ts_ns):
             self._publish(conn, ex)
         self._m.connections.set(len(self._conns))

@@ -73,6 +73,7 @@ class Probe:
         )
         self._handler = handler
         self._tls = tls
+        self._tls_events: dict[int, set[bytes]] = {}  # pid -> bcc uprobe event names
         self._bpf = None
         self._ring: ringbuf.RingBuffer | None = None
 
@@ -119,27 +120,43 @@ class Probe:
         self._ssl_calls = self._bpf[b"ssl_calls"]
         self._ssl_fds = self._bpf[b"ssl_fds"]
 
-    def attach_tls(self, path: str) -> list[str]:
-        """Hook the libssl at ``path`` (every process mapping that file is covered; the BPF side
-        ignores connections it does not track). Returns the functions hooked; raises ProbeError
-        when SSL_read or SSL_write cannot be."""
+    def attach_tls(self, path: str, pid: int) -> list[str]:
+        """Hook the libssl at ``path`` in process ``pid`` only (the kernel then plants the
+        breakpoints in that process alone: other users of the same file, a load generator or
+        another replica, do not trap). Returns the functions hooked; raises ProbeError when
+        SSL_read or SSL_write cannot be."""
+        before = set(self._bpf.uprobe_fds)
         hooked = []
-        for sym, entry in TLS_CALLS:
-            try:
-                self._bpf.attach_uprobe(name=path.encode(), sym=sym.encode(), fn_name=entry.encode())
-                self._bpf.attach_uretprobe(name=path.encode(), sym=sym.encode(),
-                                           fn_name=b"ssl_return")
-            except Exception as exc:  # bcc: bare Exception when the symbol is missing
-                if sym in ("SSL_read", "SSL_write"):
-                    raise ProbeError(f"cannot hook {sym} in {path}: {exc}") from exc
-                continue
-            hooked.append(sym)
+        name = path.encode()
         try:
-            self._bpf.attach_uprobe(name=path.encode(), sym=b"SSL_set_fd", fn_name=b"ssl_set_fd")
-            hooked.append("SSL_set_fd")
-        except Exception:  # noqa: BLE001 -- optional: the fd is also learnt from the syscalls
-            pass
+            for sym, entry in TLS_CALLS:
+                try:
+                    self._bpf.attach_uprobe(name=name, sym=sym.encode(), fn_name=entry.encode(),
+                                            pid=pid)
+                    self._bpf.attach_uretprobe(name=name, sym=sym.encode(), fn_name=b"ssl_return",
+                                               pid=pid)
+                except Exception as exc:  # bcc: bare Exception when the symbol is missing
+                    if sym in ("SSL_read", "SSL_write"):
+                        raise ProbeError(f"cannot hook {sym} in {path}: {exc}") from exc
+                    continue
+                hooked.append(sym)
+            try:
+                self._bpf.attach_uprobe(name=name, sym=b"SSL_set_fd", fn_name=b"ssl_set_fd",
+                                        pid=pid)
+                hooked.append("SSL_set_fd")
+            except Exception:  # noqa: BLE001 -- optional: the fd is also learnt from the syscalls
+                pass
+        finally:
+            self._tls_events.setdefault(pid, set()).update(set(self._bpf.uprobe_fds) - before)
         return hooked
+
+    def detach_tls(self, pid: int) -> None:
+        """Remove the uprobes of a process (gone, or its library could not be fully hooked)."""
+        for ev_name in self._tls_events.pop(pid, ()):
+            try:
+                self._bpf.detach_uprobe_event(ev_name)
+            except Exception:  # noqa: BLE001 -- already gone: nothing left to remove
+                pass
 
     def forget_processes(self, alive: Callable[[int], bool]) -> None:
         """Remove the TLS map entries of processes that are gone."""

@@ -1,13 +1,17 @@
-"""With --tls: which libssl each target process maps, so the probe's uprobes are attached once
-per distinct library file, and which target processes cannot be decrypted.
+"""With --tls: which libssl each target process maps, so the probe's uprobes are attached to
+it, and which target processes cannot be decrypted.
 
 The libraries are found in /proc/PID/maps and attached by the path as the process sees it,
-through /proc/PID/root, so a server in a container with its own libssl is covered. A library
-is identified by the (device, inode) the maps line gives, so the same file reached through two
-processes' roots is hooked once. A target process with no libssl mapped (Go's crypto/tls, a
-statically linked OpenSSL, another TLS library) is reported once in the log
-(``capture.tls_unsupported``) and counted in a gauge while it lives; it is looked at again on
-each rescan, in case it loads libssl later.
+through /proc/PID/root, so a server in a container with its own libssl is covered. The uprobes
+are attached per process (the kernel plants breakpoints only in the processes asked for), not
+once per library file for the whole machine: a system-wide uprobe traps in every process
+using that file, a load generator on the same host or the other replicas of the API, and cost
+half of nginx's HTTPS throughput in the benchmark. They are removed when the process is gone.
+A library is identified by the (device, inode) the maps line gives; one that cannot be hooked
+is not tried again. A target process with no usable libssl (Go's crypto/tls, a statically
+linked OpenSSL, another TLS library) is reported once in the log (``capture.tls_unsupported``)
+and counted in a gauge while it lives; it is looked at again on each rescan, in case it loads
+libssl later.
 """
 
 from __future__ import annotations
@@ -44,16 +48,17 @@ def libssl_maps(maps_text: str) -> dict[tuple[str, int], str]:
 class TlsLibraries:
     """Keeps the uprobes on the libssl of every target process.
 
-    ``attach(path)`` hooks one library file and returns the functions hooked (``Probe.attach_tls``);
-    it raises to say the library cannot be used, which makes its processes unsupported."""
+    ``attach(path, pid)`` hooks one library file in one process and returns the functions hooked
+    (``Probe.attach_tls``); it raises to say the library cannot be used, which makes the process
+    unsupported. ``detach(pid)`` removes a process's uprobes (``Probe.detach_tls``)."""
 
-    def __init__(self, attach: Callable[[str], list[str]], *, registry, proc: str = "/proc",
-                 log=None) -> None:
-        self._attach = attach
+    def __init__(self, attach: Callable[[str, int], list[str]], detach: Callable[[int], None], *,
+                 registry, proc: str = "/proc", log=None) -> None:
+        self._attach, self._detach = attach, detach
         self._proc = Path(proc)
         self._log = log or structlog.get_logger("rewind.capture")
-        self._libs: dict[tuple[str, int], bool] = {}  # (dev, inode) -> usable
-        self._done: set[int] = set()  # processes whose libssl is hooked
+        self._bad: set[tuple[str, int]] = set()  # (dev, inode) of libraries that cannot be hooked
+        self._done: dict[int, set[tuple[str, int]]] = {}  # hooked process -> its libraries
         self._unsupported: set[int] = set()  # live targets with no usable libssl
         self._reported: set[int] = set()
         self.libraries = Gauge("rewind_capture_tls_libraries",
@@ -66,40 +71,46 @@ class TlsLibraries:
     def update(self, tgids: Iterable[int]) -> None:
         """Hook the libssl of target processes not seen yet (and retry unsupported ones)."""
         tgids = set(tgids)
-        for tgid in sorted(tgids - self._done):
-            if self._hook(tgid):
-                self._done.add(tgid)
+        for tgid in sorted(tgids - self._done.keys()):
+            hooked = self._hook(tgid)
+            if hooked:
+                self._done[tgid] = hooked
                 self._unsupported.discard(tgid)
             else:
                 self._unsupported.add(tgid)
-        self._done &= tgids
+        for tgid in self._done.keys() - tgids:  # gone (or no longer a target)
+            self._detach(tgid)
+            del self._done[tgid]
         self._unsupported &= tgids
         self._reported &= tgids
-        self.libraries.set(sum(self._libs.values()))
+        self.libraries.set(len(set().union(*self._done.values())))
         self.unsupported.set(len(self._unsupported))
 
-    def _hook(self, tgid: int) -> bool:
+    def _hook(self, tgid: int) -> set[tuple[str, int]]:
         try:
             libs = libssl_maps((self._proc / str(tgid) / "maps").read_text())
         except OSError:
-            return False
-        usable = False
+            return set()
+        hooked = set()
         for key, path in libs.items():
-            if key not in self._libs:
-                self._libs[key] = self._attach_one(tgid, path)
-            usable = usable or self._libs[key]
-        if not usable and tgid not in self._reported:
+            if key not in self._bad and not hooked:  # one libssl per process is enough
+                if self._attach_one(tgid, path):
+                    hooked.add(key)
+                else:
+                    self._bad.add(key)
+                    self._detach(tgid)
+        if not hooked and tgid not in self._reported:
             self._reported.add(tgid)
             self._log.warning("capture.tls_unsupported", pid=tgid, exe=self._exe(tgid),
                               libssl=sorted(libs.values()) or None,
                               hint="no OpenSSL-compatible libssl mapped: its TLS traffic is "
                               "not captured (statically linked, or Go's crypto/tls)")
-        return usable
+        return hooked
 
     def _attach_one(self, tgid: int, path: str) -> bool:
         seen_as = f"{self._proc}/{tgid}/root{path}"
         try:
-            hooked = self._attach(seen_as)
+            hooked = self._attach(seen_as, tgid)
         except Exception as exc:  # noqa: BLE001 -- one bad library must not stop capture
             self._log.warning("capture.tls_attach_failed", pid=tgid, library=path, error=str(exc))
             return False

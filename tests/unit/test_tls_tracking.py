@@ -107,30 +107,39 @@ def _proc(tmp_path, pid: int, maps: str):
     os.symlink(f"/bin/server-{pid}", d / "exe")
 
 
-def test_each_library_attached_once_and_missing_libssl_reported_once(tmp_path):
-    """Two processes mapping the same libssl attach it once, by the path seen through
-    /proc/PID/root; a process without libssl is logged once (pid, exe) and counted while it
-    lives; a library that cannot be hooked makes its processes unsupported."""
-    _proc(tmp_path, 10, MAPS)
+def test_libssl_hooked_per_process_and_missing_libssl_reported_once(tmp_path):
+    """Each target process's libssl is hooked in that process, by the path seen through
+    /proc/PID/root, and unhooked when it is gone; a process without libssl is logged once (pid,
+    exe) and counted while it lives; a library that cannot be hooked is not tried again and
+    leaves its processes unsupported."""
+    bad = "7f07-7f08 r-xp 00000000 00:2a 444 /opt/app/lib/libssl.so.1.1\n"
+    _proc(tmp_path, 10, MAPS.replace(bad.split()[-1], "/gone"))
     _proc(tmp_path, 11, MAPS.splitlines()[0] + "\n")
     _proc(tmp_path, 12, "7f09-7f0a rw-p 00000000 00:00 0 [heap]\n")
-    attached = []
+    _proc(tmp_path, 13, bad)
+    _proc(tmp_path, 14, bad)
+    attached, detached = [], []
 
-    def attach(path):
+    def attach(path, pid):
+        attached.append((path, pid))
         if "libssl.so.1.1" in path:
             raise RuntimeError("SSL_read not found")
-        attached.append(path)
         return ["SSL_read", "SSL_write"]
 
     reg = CollectorRegistry()
-    libs = TlsLibraries(attach, registry=reg, proc=str(tmp_path))
+    libs = TlsLibraries(attach, detached.append, registry=reg, proc=str(tmp_path))
     with capture_logs() as logs:
-        libs.update({10, 11, 12})
-        libs.update({10, 11, 12})
-    assert attached == [f"{tmp_path}/10/root/usr/lib/x86_64-linux-gnu/libssl.so.3"]
+        libs.update({10, 11, 12, 13, 14})
+        libs.update({10, 11, 12, 13, 14})
+    lib = "/usr/lib/x86_64-linux-gnu/libssl.so.3"
+    assert attached == [(f"{tmp_path}/10/root{lib}", 10), (f"{tmp_path}/11/root{lib}", 11),
+                        (f"{tmp_path}/13/root/opt/app/lib/libssl.so.1.1", 13)]
     assert [(e["pid"], e["exe"]) for e in logs if e["event"] == "capture.tls_unsupported"] == [
-        (12, "/bin/server-12")]
+        (12, "/bin/server-12"), (13, "/bin/server-13"), (14, "/bin/server-14")]
     assert reg.get_sample_value("rewind_capture_tls_libraries") == 1
-    assert reg.get_sample_value("rewind_capture_tls_unsupported_processes") == 1
-    libs.update({10, 11})
+    assert reg.get_sample_value("rewind_capture_tls_unsupported_processes") == 3
+    assert detached == [13]  # what its failed attach had hooked is removed
+    libs.update({11})
+    assert sorted(detached) == [10, 13]
     assert reg.get_sample_value("rewind_capture_tls_unsupported_processes") == 0
+    assert reg.get_sample_value("rewind_capture_tls_libraries") == 1
