@@ -13,6 +13,9 @@
    with: wrk paced by a Lua `delay()` at rising rates against nginx; loss = requests wrk
    completed that have no record in Redis, plus kernel drops.
 
+With --tls only one thing is measured: nginx over HTTPS (keep-alive, so few handshakes) without
+and with `rewind-capture --tls` (plaintext from libssl uprobes), as in 1.
+
 Prints a Markdown table and writes JSON (--out). Numbers from a shared 2-core VM: compare ratios.
 """
 
@@ -100,14 +103,15 @@ def kept_up(run: dict, keep_up_s: float) -> bool:
 
 
 def throughput_pairs(server, redis_srv, path: str, seconds: float, rounds: int, conns: int,
-                     keep_up_s: float) -> dict:
+                     keep_up_s: float, extra: tuple[str, ...] = ()) -> dict:
     """Alternate runs without and with capture; ratio per pair."""
     base, withcap, ratios, runs = [], [], [], []
     client = redis_srv.client()
     for i in range(rounds):
         a = wrk(f"{server.url}{path}", seconds, conns)
         stream = f"bench-{server.name}-{i}"
-        cap = CaptureProcess(server.port, redis_srv.url, stream, "--metrics-port", "0").start()
+        cap = CaptureProcess(server.port, redis_srv.url, stream, "--metrics-port", "0",
+                             *extra).start()
         try:
             b = captured_run(cap, redis_srv._proc.pid, client, stream, f"{server.url}{path}",
                              seconds, conns)
@@ -191,8 +195,12 @@ def main() -> int:
                     help="paced rates to try, requests/s")
     ap.add_argument("--keep-up", type=float, default=2.0,
                     help="seconds after wrk stops within which every record must be in Redis")
-    ap.add_argument("--out", default="bench-results/capture.json", help="JSON output")
+    ap.add_argument("--tls", action="store_true",
+                    help="only nginx over HTTPS without vs with `rewind-capture --tls`")
+    ap.add_argument("--out", default=None,
+                    help="JSON output (default bench-results/capture.json, capture-tls.json with --tls)")
     args = ap.parse_args()
+    args.out = args.out or ("bench-results/capture-tls.json" if args.tls else "bench-results/capture.json")
     if os.geteuid() != 0:
         print("bench-capture needs root (the probe loads into the kernel)", file=sys.stderr)
         return 2
@@ -201,6 +209,8 @@ def main() -> int:
                           "python": platform.python_version()},
               "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
               "command": "make bench-capture", "seconds": args.seconds, "keep_up_s": args.keep_up}
+    if args.tls:
+        return tls_only(args, result)
     with RedisServer() as redis_srv:
         print("nginx return 200: without vs with capture", flush=True)
         with nginx("return200", access_log=False) as srv:
@@ -232,6 +242,22 @@ def main() -> int:
     print(f"\nhighest paced rate captured with zero loss (nginx): {z['max_zero_loss_rps']:,.0f} req/s; "
           f"also kept up (all records in Redis within {args.keep_up:g} s of wrk's end): "
           f"{z['max_kept_up_rps']:,.0f} req/s")
+    write_result(result, args.out)
+    return 0
+
+
+def tls_only(args, result: dict) -> int:
+    result["command"] = "python ci/bench_capture.py --tls"
+    with RedisServer() as redis_srv, nginx("return200", access_log=False, tls=True) as srv:
+        print("nginx HTTPS return 200: without vs with capture --tls", flush=True)
+        r = result["nginx_tls"] = throughput_pairs(srv, redis_srv, "/", args.seconds, args.rounds,
+                                                   args.conns, args.keep_up, extra=("--tls",))
+    print("\n| target | req/s without | req/s with capture --tls | throughput lost | sidecar "
+          "CPU-s per 1k req | requests not captured (max) |")
+    print("|---|---:|---:|---:|---:|---:|")
+    print(f"| nginx HTTPS return 200 | {r['rps_without']:,.0f} | {r['rps_with']:,.0f} | "
+          f"{r['throughput_loss_pct']}% | {r['sidecar_cpu_s_per_1k']} | "
+          f"{max(x['lost_pct'] for x in r['runs'])}% |")
     write_result(result, args.out)
     return 0
 
