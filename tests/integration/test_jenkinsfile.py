@@ -80,13 +80,28 @@ def test_every_make_target_exists():
 
 
 def test_every_rewind_command_is_a_console_script():
-    """Each rewind-* program the pipeline runs is in [project.scripts]; rewind-launch is not
-    (it does not exist yet), so replay runs rewind-replay directly."""
+    """Each rewind-* program the pipeline runs is in [project.scripts]; the replay goes through
+    rewind-launch (Kubernetes Jobs), never rewind-replay on the agent."""
     scripts = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"])
     # a program is followed by its arguments (not the Redis host rewind-redis: or a credentials id)
     called = set(re.findall(r"\b(rewind-[a-z]+)\s", pipeline_code()))
-    assert "rewind-replay" in called
+    assert called == {"rewind-launch"}
     assert called - scripts == set()
+
+
+def test_replay_runs_as_jobs_and_post_always_deletes_them():
+    """The Replay stage calls rewind-launch with a run id, the ramp mode has its parameters, and
+    post { always } deletes the run's Jobs by that id (rewind-launch --delete)."""
+    text = JENKINSFILE.read_text()
+    assert "choices: ['recorded', 'rps', 'max', 'ramp']" in text
+    for param in ("RAMP_START", "RAMP_STEP", "RAMP_MAX", "STEP_DURATION", "SLO", "NAMESPACE"):
+        assert re.search(rf"name: '{param}'", text), param
+    assert "--run-id '${env.REWIND_RUN_ID}'" in text and "--report ${env.REPORT_DIR}" in text
+    always = text[text.rindex("    post {"):]
+    always = always[always.index("always {"):always.index("failure {")]
+    delete = always.index("--delete '${env.REWIND_RUN_ID}'")
+    assert always.rindex("rewind-launch", 0, delete) < delete < always.index("cleanWs(")
+    assert "'6': " in text
 
 
 def test_pipeline_shape():
@@ -104,4 +119,4 @@ def test_pipeline_shape():
     assert "publishHTML" in text and "archiveArtifacts" in text
     assert "returnStatus: true" in text and "error(" in text
     assert re.search(r"triggers\s*\{[^}]*cron\('", text)
-    assert re.search(r"post\s*\{\s*always\s*\{[^}]*cleanWs", text)
+    assert re.search(r"\n    post\s*\{\s*always\s*\{(?:(?!\n        \}).)*cleanWs", text, re.S)
