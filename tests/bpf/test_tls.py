@@ -8,9 +8,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import ssl
 import subprocess
 import sys
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -36,9 +38,11 @@ def tls(redis_srv):
                                                   str(port)]) as bare:
         stream = new_stream("tls")
         ports = f"{ngx.port},{ngx.plain_port},{py.port},{bare.port}"
-        with CaptureProcess(ports, redis_srv.url, stream, "--tls") as cap:
+        early = requests.Session()  # a keep-alive HTTPS connection older than the capture
+        assert early.get(f"{ngx.url}/early/0", verify=False, timeout=10).status_code == 200
+        with early, CaptureProcess(ports, redis_srv.url, stream, "--tls") as cap:
             cap.reader = StreamReader(redis_srv.client(), stream)
-            yield SimpleNamespace(cap=cap, ngx=ngx, py=py, bare=bare)
+            yield SimpleNamespace(cap=cap, ngx=ngx, py=py, bare=bare, early=early)
         assert cap.proc.returncode == 0, cap.log_text()
 
 
@@ -149,3 +153,33 @@ def test_process_without_libssl_is_reported(tls):
     lines = tls.cap.events("capture.tls_unsupported")
     assert [(e["pid"], e["exe"]) for e in lines] == [(pid, os.readlink(f"/proc/{pid}/exe"))]
     assert tls.cap.metric("rewind_capture_tls_unsupported_processes") == 1
+
+
+def test_https_connection_open_before_capture(tls):
+    """A keep-alive HTTPS connection opened before capture started (no SSL_set_fd seen) is
+    picked up at its next request: the fd is learnt from the syscall inside SSL_read."""
+    got = tls.early.post(f"{tls.ngx.url}/early/1", data=b"e" * 5000, verify=False, timeout=10)
+    (rec,) = tls.cap.reader.wait(under("/early/"), 1)
+    assert (rec.target, rec.body, rec.resp_body, rec.tls) == ("/early/1", b"e" * 5000,
+                                                              got.content, True)
+
+
+def test_new_nginx_workers_are_hooked_in_the_rescan(tls):
+    """After nginx reloads (SIGHUP: new workers, old ones exit), the new workers' libssl is
+    hooked within the rescan and their HTTPS requests are captured."""
+    old = set(tls.ngx.pids())
+    os.kill(tls.ngx.popen.pid, signal.SIGHUP)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        new = set(tls.ngx.pids()) - old
+        if len(new) == 2 and all(any(e["pid"] == p for e in tls.cap.events("capture.tls_attached"))
+                                 for p in new):
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError(f"new workers not hooked: {tls.cap.log_text()}")
+    with requests.Session() as s:
+        got = s.get(f"{tls.ngx.url}/reloaded", verify=False, timeout=10)
+    (rec,) = tls.cap.reader.wait(under("/reloaded"), 1)
+    assert rec.tls and rec.resp_body == got.content
+    assert int(rec.conn.split(":")[1]) in new
