@@ -63,10 +63,10 @@ def _default_image() -> str:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="rewind-launch", allow_abbrev=False,
-        description="Run a distributed replay in Kubernetes: a master Job (rewind-replay), an "
-        "Indexed Job of N workers and the Service between them, all labelled with one run id; "
-        "wait, show progress, bring the report back, exit with the replay's verdict, and "
-        "delete everything it created (also when interrupted).",
+        description="Run a distributed replay in Kubernetes: a master Job (rewind-replay), an\n"
+        "Indexed Job of N workers and the Service between them, all labelled with one run id;\n"
+        "wait, show progress, bring the report back, exit with the replay's verdict, and\n"
+        "delete everything it created (also when interrupted). docs/launch.md has the details.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     a.add(p, "--namespace", default=None,
           help="namespace of the run (default: the kubeconfig context's, else default)")
@@ -84,8 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
     a.add(p, "--worker-memory", default=None, help="memory request of each worker Pod, e.g. 512Mi")
     a.add(p, "--run-id", default=None, help="run id (label rewind.dev/run-id, object names); "
           "default: launch time and a random suffix")
-    a.add(p, "--timeout", type=a.duration, default="1h",
-          help="how long to wait for the verdict (also the Jobs' activeDeadlineSeconds)")
+    # not REWIND_TIMEOUT: that is rewind-replay's per-request timeout
+    p.add_argument("--timeout", type=a.duration, default=os.environ.get("REWIND_LAUNCH_TIMEOUT", "1h"),
+                   help="how long to wait for the verdict (also the Jobs' activeDeadlineSeconds) "
+                   "[env REWIND_LAUNCH_TIMEOUT; default 1h]")
     a.add(p, "--ttl", type=a.duration, default="1h",
           help="ttlSecondsAfterFinished of the Jobs: the backstop clean-up")
     a.add(p, "--poll", type=a.duration, default="2s", help="how often to look at the Pods")
@@ -103,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add(p, "--dry-run", action="store_true", default=False,
           help="print the manifests as YAML and exit 0; nothing is sent")
     a.add(p, "--delete", default=None, metavar="RUN_ID",
-          help="delete the Jobs, Service and ConfigMap of this run id, then exit")
+          help="delete the Jobs, Service, ConfigMap and Secret of this run id, then exit")
     a.add(p, "--log-level", default="info", choices=["debug", "info", "warning", "error"],
           help="log level")
     a.add(p, "--log-format", default="auto", choices=["auto", "json", "console"],
@@ -149,6 +151,9 @@ def parse(argv: list[str] | None):
     """(launcher args, rewind-replay argv for the master, {"thresholds"/"credentials": text})."""
     p = build_parser()
     args, rest = p.parse_known_args(argv)
+    for name in ("keep", "dry_run"):  # REWIND_KEEP=1 arrives as a string
+        if isinstance(getattr(args, name), str):
+            setattr(args, name, getattr(args, name).strip().lower() in ("1", "true", "yes"))
     if args.delete is not None:
         if not RUN_ID.match(args.delete):
             p.error(f"--delete: not a run id: {args.delete!r}")

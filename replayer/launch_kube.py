@@ -29,8 +29,11 @@ class ClusterError(Exception):
 def connect(kubeconfig: str | None = None, context: str | None = None) -> tuple[client.ApiClient, str]:
     """An API client from --kubeconfig/--context, $KUBECONFIG or ~/.kube/config, else the Pod's
     service account (in-cluster); and the namespace that configuration names (else default)."""
+    in_pod = os.environ.get("KUBERNETES_SERVICE_HOST") and not (
+        kubeconfig or context or os.environ.get("KUBECONFIG")
+        or os.path.exists(os.path.expanduser(config.kube_config.KUBE_CONFIG_DEFAULT_LOCATION)))
     try:
-        if kubeconfig or context or not os.environ.get("KUBERNETES_SERVICE_HOST"):
+        if not in_pod:
             cfg = client.Configuration()
             config.load_kube_config(config_file=kubeconfig, context=context,
                                     client_configuration=cfg)
