@@ -89,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how long to wait for the verdict (also the Jobs' activeDeadlineSeconds) "
                    "[env REWIND_LAUNCH_TIMEOUT; default 1h]")
     a.add(p, "--ttl", type=a.duration, default="1h",
-          help="ttlSecondsAfterFinished of the Jobs: the backstop clean-up")
+          help="ttlSecondsAfterFinished of the Jobs: the backstop clean-up (at least 60s)")
     a.add(p, "--poll", type=a.duration, default="2s", help="how often to look at the Pods")
     a.add(p, "--report", default=None, help="folder here for the report (summary.json, "
           "report.html, junit.xml, locust_stats.csv)")
@@ -160,8 +160,11 @@ def parse(argv: list[str] | None):
         return args, [], {}
     if args.workers < 1:
         p.error("--workers must be at least 1")
-    if args.timeout <= 0 or args.poll <= 0 or args.ttl < 0:
-        p.error("--timeout and --poll must be positive, --ttl zero or more")
+    if args.timeout < 1 or args.poll <= 0:
+        p.error("--timeout must be at least 1s and --poll positive")
+    if args.ttl < 60:
+        p.error("--ttl must be at least 60s: the report is read from the master's log after its "
+                "Job finished, before the TTL removes it")
     args.run_id = args.run_id or (time.strftime("%Y%m%d-%H%M%S", time.gmtime())
                                   + "-" + secrets.token_hex(2))
     if not RUN_ID.match(args.run_id):

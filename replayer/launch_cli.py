@@ -8,6 +8,7 @@ is ignored). The exit code is the replay's, or 6 when there is no verdict (``--h
 
 from __future__ import annotations
 
+import math
 import signal
 import sys
 
@@ -38,7 +39,7 @@ def make_spec(args, replay_argv: list[str], files: dict[str, str], namespace: st
     return LaunchSpec(
         run_id=args.run_id, namespace=namespace, image=args.image, workers=args.workers,
         replay_args=tuple(replay_argv), thresholds=files.get("thresholds"),
-        credentials=files.get("credentials"), deadline_s=int(args.timeout),
+        credentials=files.get("credentials"), deadline_s=math.ceil(args.timeout),
         ttl_s=int(args.ttl), report_claim=args.report_claim,
         image_pull_policy=args.image_pull_policy, image_pull_secrets=tuple(args.image_pull_secret),
         service_account=args.service_account, worker_requests=requests)

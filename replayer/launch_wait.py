@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from replayer.launch_bundle import _BEGIN, _END
-from replayer.launch_kube import Cluster
+from replayer.launch_kube import Cluster, ClusterError
 from replayer.launch_manifests import ROLE_LABEL, names
 
 __all__ = ["Outcome", "Waiter", "pod_state"]
@@ -57,10 +57,11 @@ def _ts_key(ts: str) -> tuple[str, str] | None:
 
 class Waiter:
     def __init__(self, cluster: Cluster, run_id: str, *, timeout_s: float, poll_s: float = 2.0,
-                 pull_grace_s: float = 120.0, log, echo: Callable[[str], None],
+                 pull_grace_s: float = 120.0, retry_s: float = 60.0, log, echo: Callable[[str], None],
                  clock=time.monotonic, wall=time.time, sleep=time.sleep) -> None:
         self.cluster, self.run_id, self.log, self.echo = cluster, run_id, log, echo
         self.timeout_s, self.poll_s, self.pull_grace_s = timeout_s, poll_s, pull_grace_s
+        self.retry_s = retry_s
         self.clock, self.wall, self.sleep = clock, wall, sleep
         self.master_job = names(run_id)["master"]
         self._states: dict[str, str] = {}
@@ -71,29 +72,47 @@ class Waiter:
         self._warned_workers = False
 
     def wait(self) -> Outcome:
+        """Poll until the run ends; an API error is retried for ``retry_s`` before it counts."""
         deadline = self.clock() + self.timeout_s
+        failing_since = None
         while True:
-            pods = self.cluster.pods(self.run_id)
-            self._show(pods)
-            masters = sorted((p for p in pods if _role(p) == "master"),
-                             key=lambda p: p["metadata"].get("creationTimestamp") or "")
-            master = masters[-1] if masters else None
-            state = (_container(master).get("state") or {}) if master else {}
-            if master and ("running" in state or "terminated" in state):
-                self._stream(master["metadata"]["name"])
-            if "terminated" in state:
-                code = state["terminated"].get("exitCode")
-                return Outcome(code, f"master {pod_state(master)}", master["metadata"]["name"])
-            stuck = self._stuck(pods)
-            if stuck:
-                return Outcome(None, stuck, master and master["metadata"]["name"])
-            ended = self._jobs_ended()
-            if ended:
-                return Outcome(None, ended, master and master["metadata"]["name"])
-            if self.clock() >= deadline:
-                return Outcome(None, f"timed out after {self.timeout_s:g} s",
-                               master and master["metadata"]["name"])
+            try:
+                outcome = self._poll(deadline)
+                failing_since = None
+            except ClusterError as exc:
+                if failing_since is None:  # logged once per streak of failures
+                    failing_since = self.clock()
+                    self.log.warning("launch.api_error", error=str(exc), retrying_for_s=self.retry_s)
+                if self.clock() - failing_since >= self.retry_s or self.clock() >= deadline:
+                    raise
+                outcome = None
+            if outcome is not None:
+                return outcome
             self.sleep(self.poll_s)
+
+    def _poll(self, deadline: float) -> Outcome | None:
+        """One look at the run: its Outcome when it ended, else None."""
+        pods = self.cluster.pods(self.run_id)
+        self._show(pods)
+        masters = sorted((p for p in pods if _role(p) == "master"),
+                         key=lambda p: p["metadata"].get("creationTimestamp") or "")
+        master = masters[-1] if masters else None
+        state = (_container(master).get("state") or {}) if master else {}
+        if master and ("running" in state or "terminated" in state):
+            self._stream(master["metadata"]["name"])
+        if "terminated" in state:
+            code = state["terminated"].get("exitCode")
+            return Outcome(code, f"master {pod_state(master)}", master["metadata"]["name"])
+        stuck = self._stuck(pods)
+        if stuck:
+            return Outcome(None, stuck, master and master["metadata"]["name"])
+        ended = self._jobs_ended()
+        if ended:
+            return Outcome(None, ended, master and master["metadata"]["name"])
+        if self.clock() >= deadline:
+            return Outcome(None, f"timed out after {self.timeout_s:g} s",
+                           master and master["metadata"]["name"])
+        return None
 
     def full_log(self, pod: str) -> str:
         return self.cluster.log(pod, "replay")

@@ -202,6 +202,25 @@ def test_master_job_failing_without_exit_code_is_no_verdict(kube, tmp_path, caps
     assert left_over(kube) == {}
 
 
+def test_api_errors_while_waiting_are_retried(kube, tmp_path, capsys):
+    """The API answers 500 to Job reads for a while during the run: the launcher logs it once,
+    keeps polling, and still gets the verdict and the report."""
+    play_cluster(kube, code=1, log=master_log(tmp_path, 1), after=1.0)
+
+    def outage():
+        while names(RUN)["workers"] not in kube.names("jobs", NS):
+            time.sleep(0.02)
+        kube.fail[("GET", "jobs")] = 500
+        time.sleep(0.6)
+        kube.fail.clear()
+    threading.Thread(target=outage, daemon=True).start()
+    rc = launch_cli.main(launch_argv(kube, tmp_path, "--report", str(tmp_path / "out")))
+    assert rc == 1
+    assert capsys.readouterr().err.count('"launch.api_error"') == 1
+    assert (tmp_path / "out" / "summary.json").exists()
+    assert left_over(kube) == {}
+
+
 def test_forbidden_create_cleans_up_what_was_made(kube, tmp_path, capsys):
     """RBAC refuses the Service: exit 6 with one line naming the refusal, and the master Job
     and ConfigMap already made are deleted again."""
