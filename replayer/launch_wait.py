@@ -126,9 +126,11 @@ class Waiter:
                 self.log.info("launch.pod", pod=name, role=_role(p), state=state)
 
     def _stream(self, pod: str) -> None:
-        since = None if self._last_ts is None else max(1, int(self.wall() - self._last_read) + 5)
-        self._last_read = self.wall()
-        for line in self.cluster.log(pod, "replay", since_s=since, timestamps=True).splitlines():
+        asked = self.wall()
+        since = None if self._last_ts is None else max(1, int(asked - self._last_read) + 5)
+        text = self.cluster.log(pod, "replay", since_s=since, timestamps=True)
+        self._last_read = asked  # only once read: a failed read leaves the window wider
+        for line in text.splitlines():
             ts, _, body = line.partition(" ")
             key = _ts_key(ts)
             if key is None:
