@@ -24,7 +24,7 @@ struct conn_info {
     __u64 tls_off[2]; /* the same for the plaintext stream of a TLS connection */
     __u64 ssl;       /* the SSL * of this connection (0: none seen): its ssl_fds entry goes at close */
     __u32 tls;       /* 1: libssl speaks on this fd; its syscall bytes are ciphertext, not emitted */
-    __u32 _pad;
+    __u32 hello;     /* 1: the first byte the server read was 0x16 (a TLS handshake record) */
 };
 
 struct accept_args {
@@ -114,6 +114,13 @@ struct ssl_key {
     __u32 _pad;
 };
 BPF_HASH(ssl_fds, struct ssl_key, s32, MAX_CONNS);
+
+/* The tracked connection each thread last read from. key: pid_tgid; value: fd. Written at the
+ * exit of every emitted read; overwritten, and removed by userspace when the process is gone.
+ * For servers that feed libssl through memory BIOs (Node.js, Python asyncio): they read the
+ * socket themselves, then call SSL_read on the same thread, so an SSL object with no known fd
+ * belongs to the connection its thread just read, if that one began with a TLS handshake. */
+BPF_HASH(last_read, u64, s32, 10240);
 
 BPF_RINGBUF_OUTPUT(events, RINGBUF_PAGES);
 
@@ -413,6 +420,19 @@ static __always_inline int on_io_exit(void *ctx, s32 nr, long ret)
         return 0;  /* closed by another thread meanwhile */
     u16 dir = args.dir & 1;
     u64 start = __sync_fetch_and_add(&c->off[dir], (u64)ret);
+#if TLS
+    if (dir == DIR_INGRESS) {  /* for the memory-BIO fallback of ssl_return */
+        last_read.update(&id, &args.fd);
+        if (start == 0) {  /* the connection's first byte: a TLS handshake? */
+            u64 first = args.buf;
+            if (args.iovcnt)
+                bpf_probe_read_user(&first, sizeof(first), (void *)args.buf);  /* iov[0].iov_base */
+            u8 b = 0;
+            bpf_probe_read_user(&b, 1, (void *)first);
+            c->hello = b == 0x16;
+        }
+    }
+#endif
 
     u32 zero = 0;
     struct event *ev = scratch.lookup(&zero);
@@ -576,13 +596,27 @@ int ssl_return(struct pt_regs *ctx)
     u32 tgid = id >> 32;
     struct ssl_key sk = {.ssl = s.ssl, .tgid = tgid};
     s32 *fdp = ssl_fds.lookup(&sk);
-    if (!fdp)
-        return 0;  /* not a tracked connection's SSL object */
-    s32 fd = *fdp;
+    s32 fd;
+    if (fdp) {
+        fd = *fdp;
+    } else {  /* a memory-BIO server: the connection this thread just read (see last_read) */
+        s32 *lr = last_read.lookup(&id);
+        if (!lr || s.dir != DIR_INGRESS)
+            return 0;  /* not a tracked connection's SSL object */
+        fd = *lr;
+    }
     u64 key = conn_key(tgid, fd);
     struct conn_info *c = conns.lookup(&key);
     if (!c)
         return 0;
+    if (!fdp) {
+        if (!c->hello || (c->ssl && c->ssl != s.ssl))
+            return 0;
+        if (ssl_fds.update(&sk, &fd))
+            count_drop(DROP_CONN_MAP_FULL);
+        c->ssl = s.ssl;
+        c->tls = 1;
+    }
     u16 dir = s.dir & 1;
     u64 start = __sync_fetch_and_add(&c->tls_off[dir], n);
 

@@ -34,6 +34,11 @@
 #define RINGBUF_PAGES 16384
 #endif
 
+/* 1 with --tls: the read exits also keep what the libssl uprobes need (last_read, hello). */
+#ifndef TLS
+#define TLS 0
+#endif
+
 /* tgid of the sidecar itself: never traced. */
 #ifndef SELF_TGID
 #define SELF_TGID 0

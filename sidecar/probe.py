@@ -36,7 +36,7 @@ def bpf_dir() -> Path:
     return Path(os.environ.get("REWIND_BPF_DIR") or DEFAULT_BPF_DIR)
 
 
-def cflags(*, self_tgid: int, max_conns: int, ringbuf_pages: int) -> list[str]:
+def cflags(*, self_tgid: int, max_conns: int, ringbuf_pages: int, tls: bool = False) -> list[str]:
     if ringbuf_pages <= 0 or ringbuf_pages & (ringbuf_pages - 1):
         raise ValueError(f"ring buffer pages must be a power of two, got {ringbuf_pages}")
     return [
@@ -45,6 +45,7 @@ def cflags(*, self_tgid: int, max_conns: int, ringbuf_pages: int) -> list[str]:
         f"-DMAX_CONNS={max_conns}",
         f"-DRINGBUF_PAGES={ringbuf_pages}",
         f"-DCHUNK_SIZE={CHUNK_SIZE}",
+        f"-DTLS={int(tls)}",
     ]
 
 
@@ -70,6 +71,7 @@ class Probe:
             self_tgid=os.getpid() if self_tgid is None else self_tgid,
             max_conns=max_conns,
             ringbuf_pages=ringbuf_pages,
+            tls=tls,
         )
         self._handler = handler
         self._tls = tls
@@ -119,6 +121,7 @@ class Probe:
         self._accepting = self._bpf[b"accepting"]
         self._ssl_calls = self._bpf[b"ssl_calls"]
         self._ssl_fds = self._bpf[b"ssl_fds"]
+        self._last_read = self._bpf[b"last_read"]
 
     def attach_tls(self, path: str, pid: int) -> list[str]:
         """Hook the libssl at ``path`` in process ``pid`` only (the kernel then plants the
@@ -161,6 +164,7 @@ class Probe:
     def forget_processes(self, alive: Callable[[int], bool]) -> None:
         """Remove the TLS map entries of processes that are gone."""
         for table, tgid_of in ((self._ssl_calls, lambda k: k.value >> 32),
+                               (self._last_read, lambda k: k.value >> 32),
                                (self._ssl_fds, lambda k: k.tgid)):
             for k in list(table.keys()):
                 if not alive(tgid_of(k)):

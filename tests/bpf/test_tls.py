@@ -21,7 +21,7 @@ import requests
 from tests.bpf.conftest import new_stream
 from tests.support.capture import CaptureProcess, StreamReader, connect
 from tests.support.rawhttp import read_responses, request
-from tests.support.servers import nginx, python_http_server, start_server
+from tests.support.servers import asyncio_https_server, nginx, python_http_server, start_server
 
 MiB = 1 << 20
 BODY = hashlib.sha256(b"tls").digest() * (MiB // 32)  # 1 MiB
@@ -34,15 +34,16 @@ _BARE = ("import socket,sys,time; s=socket.socket(); s.bind(('127.0.0.1', int(sy
 @pytest.fixture(scope="module")
 def tls(redis_srv):
     with nginx("echo_len", tls=True) as ngx, python_http_server(tls=True) as py, \
+            asyncio_https_server() as aio, \
             start_server("bare", lambda port, _: [sys.executable, "-I", "-S", "-c", _BARE,
                                                   str(port)]) as bare:
         stream = new_stream("tls")
-        ports = f"{ngx.port},{ngx.plain_port},{py.port},{bare.port}"
+        ports = f"{ngx.port},{ngx.plain_port},{py.port},{aio.port},{bare.port}"
         early = requests.Session()  # a keep-alive HTTPS connection older than the capture
         assert early.get(f"{ngx.url}/early/0", verify=False, timeout=10).status_code == 200
         with early, CaptureProcess(ports, redis_srv.url, stream, "--tls") as cap:
             cap.reader = StreamReader(redis_srv.client(), stream)
-            yield SimpleNamespace(cap=cap, ngx=ngx, py=py, bare=bare, early=early)
+            yield SimpleNamespace(cap=cap, ngx=ngx, py=py, aio=aio, bare=bare, early=early)
         assert cap.proc.returncode == 0, cap.log_text()
 
 
@@ -125,6 +126,17 @@ def test_python_ssl_server_curl_requests_and_raw_socket_exact(tls, tmp_path):
     assert [r.request_bytes() for r in recs] == raws
     assert [r.resp_body for r in recs] == [bytes(g.body) for g in got_raw]
     assert all(r.tls for r in recs) and len({r.conn for r in recs}) == 1
+
+
+def test_asyncio_memory_bio_server_exact(tls, tmp_path):
+    """asyncio's TLS (memory BIOs: no SSL_set_fd, no syscall inside SSL_read) is tied to its
+    connection by the read just before SSL_read: curl and requests records are exact."""
+    got_curl = _curl(tmp_path, tls.aio.url, "/aio/curl/")
+    got_req = _requests(tls.aio.url, "/aio/req/")
+    _check_curl(tls.cap.reader.wait(under("/aio/curl/"), 2), got_curl, "/aio/curl/")
+    recs = tls.cap.reader.wait(under("/aio/req/"), 3)
+    _check_requests(recs, got_req, "/aio/req/")
+    assert [list(h) for h in recs[1].headers] == json.loads(got_req[1].content)["headers"]
 
 
 def test_plain_and_tls_connections_of_one_nginx(tls):

@@ -31,6 +31,7 @@ import psutil
 
 __all__ = [
     "REPO",
+    "asyncio_https_server",
     "Server",
     "ServerStartError",
     "free_port",
@@ -247,6 +248,20 @@ def python_http_server(timeout: float = 20.0, *, tls: bool = False) -> Server:
                        env={"PYTHONUNBUFFERED": "1"}, timeout=timeout)
     if tls:
         srv.url = f"https://{HOST}:{srv.port}"
+    return srv
+
+
+def asyncio_https_server(timeout: float = 20.0) -> Server:
+    """ci/testservers/echo_asyncio_server.py: HTTPS through asyncio's memory BIOs, echo JSON."""
+    script = REPO / "ci" / "testservers" / "echo_asyncio_server.py"
+
+    def argv(port: int, workdir: Path) -> list[str]:
+        cert, key = self_signed_cert(workdir)
+        return [sys.executable, str(script), "--host", HOST, "--port", str(port),
+                "--tls-cert", str(cert), "--tls-key", str(key)]
+
+    srv = start_server("asyncio-https", argv, env={"PYTHONUNBUFFERED": "1"}, timeout=timeout)
+    srv.url = f"https://{HOST}:{srv.port}"
     return srv
 
 
