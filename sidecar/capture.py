@@ -72,6 +72,7 @@ class Capture:
             registry=metrics.registry, proc=self._procfs.root, log=self._log,
         ) if config.tls else None
         self._known_tgids: set[int] = set()
+        self._gone_tgids: set[int] = set()  # targets gone since the last TLS map clean-up
         self._kernel_drops: dict[str, int] = {}
         self._events = 0
 
@@ -131,8 +132,9 @@ class Capture:
         self.tracker.expire()
         for tgid, fd in self.tracker.forget_processes(self._procfs.alive):
             self.probe.forget_conn(tgid, fd)
-        if self.tls_libs is not None:
+        if self._gone_tgids:  # only then is there TLS map state to clean
             self.probe.forget_processes(self._procfs.alive)
+            self._gone_tgids = set()
         for tgid, fd in self.probe.conn_keys():
             if tgid not in self._known_tgids and not self._procfs.alive(tgid):
                 self.probe.forget_conn(tgid, fd)
@@ -169,5 +171,6 @@ class Capture:
             self._log.info("capture.new_processes", pids=sorted(new))
         if self.tls_libs is not None:
             self.tls_libs.update(tgids)
+            self._gone_tgids |= self._known_tgids - tgids
         self._known_tgids = tgids
         return tgids
