@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help host venv tools test test-unit test-integration test-bpf chart-test demo bench bench-capture bench-archive bench-replay bench-redact lint clean \
+.PHONY: help host venv tools test test-unit test-integration test-bpf chart-test demo bench bench-capture bench-archive bench-replay bench-redact bench-capture-tls lint clean \
 	images images-lint jenkins-lint
 
 help:
@@ -15,6 +15,7 @@ help:
 	@echo "make bench-capture   throughput with and without capture, loss, sidecar CPU (table + JSON)"
 	@echo "make bench-archive   records/s archived, compression ratio, range read-back speed (table + JSON)"
 	@echo "make bench-replay    replay requests/s per worker (max), schedule lag (recorded) vs plain Locust"
+	@echo "make bench-capture-tls  nginx HTTPS without vs with rewind-capture --tls (table + JSON)"
 	@echo "make bench-redact    CPU per record of the redaction policy, for a few policies (table + JSON)"
 	@echo "make lint            ruff over the Python code"
 	@echo "make tools           helm and kubectl into .tools/bin (ci/get-helm.sh)"
@@ -76,10 +77,13 @@ chart-test: venv tools
 demo: host venv
 	$(PY) ci/demo.py
 
-bench: bench-capture bench-archive bench-replay bench-redact
+bench: bench-capture bench-capture-tls bench-archive bench-replay bench-redact
 
 bench-capture: host venv
 	$(PY) ci/bench_capture.py --out bench-results/capture.json
+
+bench-capture-tls: host venv
+	$(PY) ci/bench_capture.py --tls --out bench-results/capture-tls.json
 
 bench-archive: host venv
 	$(PY) ci/bench_archive.py --out bench-results/archive.json
