@@ -14,6 +14,11 @@ Against nginx answering 200 to everything (tests/support/servers.py ``nginx("ret
    CSV. Plain Locust is closed loop (a user waits for its answer), so it has no schedule lag to
    report: its achieved rate is the comparable number.
 
+4. ``--follow`` (shadow traffic): records XADDed to a real Redis at --follow-rate requests/s
+   for --seconds (in batches every 20 ms, as a live capture would) while rewind-replay
+   follows the stream with 2 workers: lag from arrival at the replayer to send, total and the
+   scheduler's own part.
+
 Prints a Markdown table and writes JSON (--out). Numbers from a shared 2-core VM where nginx
 (2 worker processes), the replay master, its workers and this script share the cores.
 """
@@ -36,7 +41,9 @@ sys.path.insert(0, str(REPO))
 
 from ci.benchlib import write_result  # noqa: E402
 from tests.support.replay import traffic, write_jsonl  # noqa: E402
+from tests.support.redis_server import RedisServer  # noqa: E402
 from tests.support.servers import nginx  # noqa: E402
+from tests.support.traffic import xadd_all  # noqa: E402
 
 CONNS = 100
 
@@ -68,11 +75,46 @@ def plain_locust(url: str, folder: Path, seconds: float, user_rps: float) -> dic
             "p99_ms": float(row["99%"])}
 
 
+def follow(url: str, folder: Path, rate: int, seconds: float) -> dict:
+    """Lag of --follow while records are XADDed at ``rate``/s for ``seconds``."""
+    import signal
+    import time
+
+    records = traffic(conns=CONNS, total=int(rate * seconds), rate=rate)
+    batch = max(1, rate // 50)
+    log = folder / "follow.log"
+    with RedisServer() as redis_srv, open(log, "w") as out:
+        client = redis_srv.client()
+        p = subprocess.Popen([sys.executable, "-m", "replayer.replay_cli", "--log-format", "json",
+                              "--source", redis_srv.url, "--stream", "bench", "--follow",
+                              "--workers", "2", "--target", url, "--progress-every", "0.5s",
+                              "--report", str(folder / "follow")],
+                             cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while "replay.progress" not in log.read_text():  # the workers have started
+            if p.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"rewind-replay --follow did not start:\n{log.read_text()[-3000:]}")
+            time.sleep(0.1)
+        start = time.monotonic()
+        for k in range(0, len(records), batch):
+            time.sleep(max(0.0, start + k / rate - time.monotonic()))
+            xadd_all(client, "bench", records[k:k + batch])
+        time.sleep(1)
+        p.send_signal(signal.SIGINT)
+        if p.wait(120) != 0:
+            raise SystemExit(f"rewind-replay --follow failed:\n{log.read_text()[-3000:]}")
+    s = json.loads((folder / "follow" / "summary.json").read_text())
+    return {"rate": rate, "sent": s["totals"]["sent"], "errors": s["totals"]["errors"],
+            "lag_ms": s["lag_ms"], "scheduler_lag_ms": s["scheduler_lag_ms"]}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=10, help="length of each measurement")
     ap.add_argument("--rates", default="500,1000,2000", help="recorded-mode rates, requests/s")
+    ap.add_argument("--follow-rate", type=int, default=500,
+                    help="--follow: records XADDed per second (0: skip)")
     ap.add_argument("--out", default="bench-results/replay.json", help="JSON output")
     args = ap.parse_args()
     rates = [int(r) for r in args.rates.split(",")]
@@ -110,6 +152,11 @@ def main() -> int:
             print(f"plain Locust paced to {rate}/s (constant_throughput)", flush=True)
             result["plain_locust"][rate] = plain_locust(srv.url, work, args.seconds, rate / CONNS)
             print(f"  {result['plain_locust'][rate]['rps']:,.0f}/s", flush=True)
+        if args.follow_rate:
+            print(f"--follow, {args.follow_rate}/s XADDed, 2 workers", flush=True)
+            result["follow"] = follow(srv.url, work, args.follow_rate, args.seconds)
+            print(f"  lag p50 {result['follow']['lag_ms']['p50']} ms, "
+                  f"p99 {result['follow']['lag_ms']['p99']} ms", flush=True)
     print()
     print(table(result))
     print()
@@ -132,6 +179,12 @@ def table(r: dict) -> str:
                      f"p99 / max (scheduler p99) | {m['rps']:,.0f}; {lag['p50']} / {lag['p90']} / "
                      f"{lag['p99']} / {lag['max']} ({sched['p99']}) | {p['rps']:,.0f} "
                      f"(no schedule; latency p99 {p['p99_ms']:g} ms) |")
+    f = r.get("follow")
+    if f:
+        lines.append(f"| `--follow`, {f['rate']:,}/s XADDed, 2 workers: sent; lag (send - arrival) "
+                     f"ms p50 / p90 / p99 / max (scheduler p99) | {f['sent']:,}; "
+                     f"{f['lag_ms']['p50']} / {f['lag_ms']['p90']} / {f['lag_ms']['p99']} / "
+                     f"{f['lag_ms']['max']} ({f['scheduler_lag_ms']['p99']}) | |")
     return "\n".join(lines)
 
 
