@@ -32,6 +32,17 @@ examples:
   rewind-replay --source capture.jsonl --target http://c:8080 --mode ramp --ramp-start 100 \
       --ramp-step 100 --ramp-max 2000 --step-duration 30s --slo 'p95<200ms,errors<1%' --report out/
 
+  # shadow traffic: mirror what reaches the stream from now on, until Ctrl-C
+  rewind-replay --source redis://redis:6379/0 --stream orders --follow --target http://c:8080
+
+  # learn noisy fields from two runs against the current release, then judge the candidate
+  rewind-replay --source capture.jsonl --target http://c:8080 --baseline http://prod:8080 \
+      --thresholds thresholds.json --report out/
+
+  # workers started elsewhere: the master waits for 4 `rewind-replay-worker --master-host M`
+  rewind-replay --source capture.jsonl --target http://c:8080 --external-workers 4 \
+      --master-bind-port 5557 --from 1732312345678-0 --to 1732312999999-0
+
 thresholds file (JSON; max_ or min_ with p50_ms p90_ms p95_ms p99_ms max_ms error_rate
 status_mismatch_rate body_mismatch_rate rps lag_p99_ms; see docs/replay.md):
   {"max_p95_ms": 200, "max_error_rate": 0.01, "max_status_mismatch_rate": 0.01}

@@ -28,3 +28,25 @@ def test_cli_checks_the_order_of_id_bounds(capsys):
         parse(["--source", "x", "--target", "http://t", "--from", "1732312345679-0",
                "--to", "1732312345678-5"])
     assert e.value.code == 2 and "--from is after --to" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--source", "x.jsonl", "--follow"], "--follow tails a Redis stream"),
+    (["--source", "redis://r", "--follow", "--mode", "max"], "--follow sends each request"),
+    (["--source", "x.jsonl", "--baseline", "ftp://b"], "--baseline must be a base URL"),
+    (["--source", "x.jsonl", "--baseline", "http://b", "--external-workers", "2"],
+     "does not go with"),
+    (["--source", "x.jsonl", "--external-workers", "0"], "--external-workers must be"),
+])
+def test_new_flags_refuse_what_does_not_go(capsys, argv, message):
+    """--follow, --baseline and --external-workers refuse combinations they cannot serve."""
+    with pytest.raises(SystemExit) as e:
+        parse([*argv, "--target", "http://t"])
+    assert e.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_external_workers_defaults():
+    """--external-workers listens on 0.0.0.0:5557 and waits 10 minutes unless told otherwise."""
+    args, _ = parse(["--source", "x", "--target", "http://t", "--external-workers", "3"])
+    assert (args.workers, args.master_bind_host, args.master_bind_port, args.connect_timeout) \
+        == (3, "0.0.0.0", 5557, 600.0)
