@@ -84,3 +84,41 @@ def test_follow_mirrors_new_records_and_sigint_writes_the_report(redis_server, t
     assert summary["follow"]["lag_is"] == "send time - arrival at the replayer"
     assert 0 <= summary["scheduler_lag_ms"]["p50"] < 50, summary["scheduler_lag_ms"]
     assert (report / "report.html").exists()
+
+
+def test_follower_resumes_after_a_redis_restart():
+    """The follower reading a real Redis that is down for 2 s mid-stream counts the errors and goes on
+    from the last id it read: every record dealt exactly once, each connection to one worker."""
+    import threading
+
+    from replayer.follow import Follower, start_id
+    from replayer.rewrite import Rules
+    from sidecar.streams import connect
+    from tests.support.redis_server import RedisServer
+
+    records = traffic(conns=12, total=200, rate=1000, seed=3)
+    got: list[tuple[int, str, str]] = []
+    with RedisServer(appendonly=True) as srv:
+        client = connect(srv.url)
+        xadd_all(srv.client(), STREAM, records[:1])  # the stream exists; this one is "old"
+        f = Follower(client, STREAM, Rules(), 2, after_id=start_id(client, STREAM))
+        t = threading.Thread(target=f.run, args=(lambda w, steps: got.extend(
+            (w, s.conn, dict(s.headers)["X-Rec"]) for s in steps), time.time()), daemon=True)
+        t.start()
+        xadd_all(srv.client(), STREAM, records[1:100])
+        _wait_for(lambda: len(got) >= 99, 10, "the first half")
+        srv.stop()  # down longer than redis-py's own retries: the follower's loop retries
+        time.sleep(2)
+        srv.start()
+        xadd_all(srv.client(), STREAM, records[100:])
+        _wait_for(lambda: len(got) >= 199, 30, "the second half")
+        time.sleep(0.3)
+        f.stop()
+        t.join(5)
+    assert f.redis_errors >= 1
+    assert sorted(r for _, _, r in got) == sorted(f"{r.conn}/{r.seq}" for r in records[1:])
+    workers_of: dict[str, set[int]] = {}
+    for w, conn, _ in got:
+        workers_of.setdefault(conn, set()).add(w)
+    assert all(len(ws) == 1 for ws in workers_of.values())
+    assert {min(ws) for ws in workers_of.values()} == {0, 1}
