@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 
+from replayer.timespec import join_relative_times
 from sidecar import cli_args as a
 
 EXAMPLES = """\
@@ -35,7 +36,6 @@ exit codes: 0 done (an empty range is not an error), 2 bad arguments or --source
 """
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
-TIME_FLAGS = ("--from", "--to")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -78,19 +78,6 @@ def build_parser() -> argparse.ArgumentParser:
     cnt.add_argument("--jsonl", action="store_true", help="one JSON object per row")
     sub.add_parser("verify", parents=[common], help="check every segment of an archive")
     return p
-
-
-def join_relative_times(argv: list[str]) -> list[str]:
-    """``--from -15m`` -> ``--from=-15m``: argparse would take ``-15m`` for an option."""
-    out, i = [], 0
-    while i < len(argv):
-        if argv[i] in TIME_FLAGS and i + 1 < len(argv) and argv[i + 1].startswith("-"):
-            out.append(f"{argv[i]}={argv[i + 1]}")
-            i += 2
-            continue
-        out.append(argv[i])
-        i += 1
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:

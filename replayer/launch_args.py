@@ -149,8 +149,10 @@ def _absolute_times(argv: list[str]) -> list[str]:
 
 def parse(argv: list[str] | None):
     """(launcher args, rewind-replay argv for the master, {"thresholds"/"credentials": text})."""
+    from replayer.timespec import join_relative_times
+
     p = build_parser()
-    args, rest = p.parse_known_args(argv)
+    args, rest = p.parse_known_args(join_relative_times(sys.argv[1:] if argv is None else list(argv)))
     for name in ("keep", "dry_run"):  # REWIND_KEEP=1 arrives as a string
         if isinstance(getattr(args, name), str):
             setattr(args, name, getattr(args, name).strip().lower() in ("1", "true", "yes"))

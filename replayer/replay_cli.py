@@ -184,8 +184,10 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, dict | None]:
     from replayer.compare import parse_path
     from replayer.verdict import ThresholdsError, load_thresholds
 
+    from replayer.timespec import join_relative_times
+
     p = build_parser()
-    args = p.parse_args(argv)
+    args = p.parse_args(join_relative_times(sys.argv[1:] if argv is None else list(argv)))
     for name in ("loop",):  # REWIND_LOOP=1 arrives as a string
         if isinstance(getattr(args, name), str):
             setattr(args, name, getattr(args, name).lower() in ("1", "true", "yes"))

@@ -16,7 +16,8 @@ import re
 import time
 from datetime import UTC, datetime, timedelta
 
-__all__ = ["TimeSpecError", "format_ns", "parse_bound", "parse_duration_ns", "parse_time"]
+__all__ = ["TimeSpecError", "format_ns", "join_relative_times", "parse_bound", "parse_duration_ns",
+           "parse_time"]
 
 _STREAM_ID = re.compile(r"^(\d{5,}|0)-(\d+)$")  # ms since the epoch: not a date like 2024-05
 
@@ -82,3 +83,19 @@ def format_ns(ns: int | None) -> str:
         return "-"
     dt = datetime.fromtimestamp(ns // 1_000_000_000, tz=UTC)
     return dt.strftime("%Y-%m-%dT%H:%M:%S") + f".{(ns // 1_000_000) % 1000:03d}Z"
+
+
+TIME_FLAGS = ("--from", "--to")
+
+
+def join_relative_times(argv: list[str]) -> list[str]:
+    """``--from -15m`` -> ``--from=-15m``: argparse would take ``-15m`` for an option."""
+    out, i = [], 0
+    while i < len(argv):
+        if argv[i] in TIME_FLAGS and i + 1 < len(argv) and argv[i + 1].startswith("-"):
+            out.append(f"{argv[i]}={argv[i + 1]}")
+            i += 2
+            continue
+        out.append(argv[i])
+        i += 1
+    return out

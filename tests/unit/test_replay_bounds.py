@@ -50,3 +50,12 @@ def test_external_workers_defaults():
     args, _ = parse(["--source", "x", "--target", "http://t", "--external-workers", "3"])
     assert (args.workers, args.master_bind_host, args.master_bind_port, args.connect_timeout) \
         == (3, "0.0.0.0", 5557, 600.0)
+
+
+def test_relative_times_work_without_an_equals_sign():
+    """`--from -15m --to -5m` (as people type it, and as Jenkins passes it) parses like `--from=-15m`."""
+    import time
+    args, _ = parse(["--source", "x", "--target", "http://t", "--from", "-15m", "--to", "-5m"])
+    now = time.time_ns()
+    assert abs(now - 15 * 60 * 10**9 - args.from_ns) < 60 * 10**9
+    assert abs(args.to_ns - args.from_ns - 10 * 60 * 10**9) < 10**9
