@@ -36,6 +36,7 @@ def _errors(cap) -> float:
 def _send_and_drain(port: int, data: bytes) -> None:
     s = connect(port)
     s.sendall(data)
+    s.shutdown(socket.SHUT_WR)  # the server answers, sees the end and closes: no keep-alive wait
     try:
         while s.recv(65536):
             pass

@@ -12,9 +12,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_demo_end_to_end(tmp_path):
-    """The demo with 12 s of traffic: the unchanged candidate passes, the regressed one fails
+    """The demo with 6 s of traffic: the unchanged candidate passes, the regressed one fails
     (exit 1, with failing checks), and both reports exist with their plots inline."""
-    env = {**os.environ, "DEMO_SECONDS": "12", "DEMO_OUT": str(tmp_path / "demo")}
+    env = {**os.environ, "DEMO_SECONDS": "6", "DEMO_OUT": str(tmp_path / "demo")}
     proc = subprocess.run([sys.executable, str(REPO / "ci" / "demo.py")], env=env, cwd=REPO,
                           capture_output=True, text=True, timeout=600)
     out = proc.stdout + proc.stderr
