@@ -42,6 +42,7 @@ from redis.backoff import ExponentialBackoff
 from .metrics import CaptureMetrics
 from .record import Record
 from .streams import RETRYABLE_ERRORS, stream_key
+from .xadd import XaddPacker
 
 __all__ = ["Publisher"]
 
@@ -82,7 +83,8 @@ class Publisher:
             raise ValueError(f"Publisher linger must be 0..1 seconds, got {linger!r}")
         self.key = stream_key(stream)
         # every XADD starts the same: XADD <key> MAXLEN ~ <maxlen> *
-        self._head = (b"XADD", self.key.encode(), b"MAXLEN", b"~", str(maxlen).encode(), b"*")
+        self._packer = XaddPacker(
+            (b"XADD", self.key.encode(), b"MAXLEN", b"~", str(maxlen).encode(), b"*"))
         self._client = client
         self._metrics = metrics
         self._maxlen = maxlen
@@ -276,23 +278,26 @@ class Publisher:
     def _send(self, batch: list[Record]) -> list:
         """One pipelined round trip for the batch; a reply (or the error) per record, in order.
 
-        The XADDs are packed here (``hiredis.pack_command`` on pre-encoded arguments) and sent
+        The XADDs are packed here (``sidecar.xadd``: one format per record) and sent
         as one write on a pooled connection, with the connection's own ``Retry`` around the
         round trip, as redis-py's pipeline does; building them through the pipeline object
         cost several times more CPU per record."""
-        bad: dict[int, Exception] = {}  # records that cannot be encoded never reach Redis
-        packed = []
-        head = self._head
-        for i, record in enumerate(batch):
-            try:
-                args = list(head)
-                for item in record.to_fields().items():
-                    args += item
-                packed.append(_pack(tuple(args)))
-            except Exception as exc:  # noqa: BLE001 -- one bad record must not sink the batch
-                bad[i] = exc
+        packed, bad = self._pack_batch(batch)
         replies = iter(self._round_trip(packed) if packed else ())
         return [bad[i] if i in bad else next(replies) for i in range(len(batch))]
+
+    def _pack_batch(self, batch: list[Record]) -> tuple[list[bytes], dict[int, Exception]]:
+        """The XADD of each record, RESP-encoded; records that cannot be encoded are left out
+        (their index -> the error): they never reach Redis."""
+        bad: dict[int, Exception] = {}
+        packed = []
+        pack = self._packer.pack
+        for i, record in enumerate(batch):
+            try:
+                packed.append(pack(record))
+            except Exception as exc:  # noqa: BLE001 -- one bad record must not sink the batch
+                bad[i] = exc
+        return packed, bad
 
     def _round_trip(self, packed: list[bytes]) -> list:
         pool = self._client.connection_pool
@@ -344,22 +349,6 @@ def _exchange(conn, packed: list[bytes]) -> list:
         except redis.ResponseError as exc:
             replies.append(exc)
     return replies
-
-
-def _pack_python(args: tuple) -> bytes:
-    """RESP encoding of one command (used when hiredis is not installed)."""
-    out = [b"*%d\r\n" % len(args)]
-    for a in args:
-        if not isinstance(a, bytes):
-            a = str(a).encode()
-        out.append(b"$%d\r\n%b\r\n" % (len(a), a))
-    return b"".join(out)
-
-
-try:
-    from hiredis import pack_command as _pack
-except ImportError:  # pragma: no cover -- hiredis is a dependency; keep working without it
-    _pack = _pack_python
 
 
 def _error_kind(exc: Exception) -> str:
