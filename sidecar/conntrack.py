@@ -155,8 +155,9 @@ class ConnectionTracker:
         d = ev.dir
         expected = conn.expected
         ts = ev.ts_ns
-        if ev.kind != _TLS_DATA and (conn.tls or conn.tls_raw
-                                     or self._starts_tls(conn, ev.tgid, d, data)):
+        # (_starts_tls only looks at a connection's first request bytes: not called otherwise)
+        if ev.kind != _TLS_DATA and (conn.tls or conn.tls_raw or (
+                d == _INGRESS and expected[0] <= 0 and self._starts_tls(conn, ev.tgid, d, data))):
             if not conn.tls:  # ciphertext: keep the offsets, parse nothing
                 expected[d] = ev.pos + len(data)
             return
@@ -284,25 +285,13 @@ class ConnectionTracker:
 
     # -- records -----------------------------------------------------------------------
     def _publish(self, conn: _Conn, ex: Exchange) -> None:
+        # positional, in Record's field order (keywords cost more, and this runs per request)
         rec = Record(
-            ts_ns=self.clock.to_wall(ex.req_start_ns),
-            conn=conn.id,
-            seq=conn.seq,
-            client=conn.peer,
-            method=ex.method,
-            target=ex.target,
-            version=ex.version,
-            headers=ex.headers,
-            body=ex.body,
-            body_len=ex.body_len,
-            truncated=ex.truncated,
-            status=ex.status,
-            resp_headers=ex.resp_headers,
-            resp_body=ex.resp_body,
-            resp_body_len=ex.resp_body_len,
-            resp_truncated=ex.resp_truncated,
-            latency_us=max(0, ex.resp_end_ns - ex.req_end_ns) // 1000 if ex.status else 0,
-            tls=conn.tls,
+            self.clock.to_wall(ex.req_start_ns), conn.id, conn.seq, conn.peer,
+            ex.method, ex.target, ex.version, ex.headers, ex.body, ex.body_len, ex.truncated,
+            ex.status, ex.resp_headers, ex.resp_body, ex.resp_body_len, ex.resp_truncated,
+            max(0, ex.resp_end_ns - ex.req_end_ns) // 1000 if ex.status else 0,  # latency_us
+            conn.tls,
         )
         conn.seq += 1
         self._nrequests += 1
