@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help host venv tools test test-unit test-integration test-bpf chart-test demo bench bench-capture bench-archive bench-replay bench-redact bench-capture-tls lint clean \
+.PHONY: help host venv tools test test-unit test-integration test-bpf chart-test demo bench bench-capture bench-archive bench-replay bench-redact bench-sidecar bench-capture-tls lint clean \
 	images images-lint jenkins-lint
 
 help:
@@ -16,6 +16,7 @@ help:
 	@echo "make bench-archive   records/s archived, compression ratio, range read-back speed (table + JSON)"
 	@echo "make bench-replay    replay requests/s per worker (max), schedule lag (recorded) vs plain Locust"
 	@echo "make bench-capture-tls  nginx HTTPS without vs with rewind-capture --tls (table + JSON)"
+	@echo "make bench-sidecar   CPU per request of the sidecar's userspace, no kernel (table + JSON)"
 	@echo "make bench-redact    CPU per record of the redaction policy, for a few policies (table + JSON)"
 	@echo "make lint            ruff over the Python code"
 	@echo "make tools           helm and kubectl into .tools/bin (ci/get-helm.sh)"
@@ -77,7 +78,7 @@ chart-test: venv tools
 demo: host venv
 	$(PY) ci/demo.py
 
-bench: bench-capture bench-capture-tls bench-archive bench-replay bench-redact
+bench: bench-capture bench-capture-tls bench-sidecar bench-archive bench-replay bench-redact
 
 bench-capture: host venv
 	$(PY) ci/bench_capture.py --out bench-results/capture.json
@@ -90,6 +91,9 @@ bench-archive: host venv
 
 bench-replay: host venv
 	$(PY) ci/bench_replay.py --out bench-results/replay.json
+
+bench-sidecar: venv
+	$(PY) ci/bench_sidecar_cpu.py --out bench-results/sidecar.json
 
 bench-redact: venv
 	$(PY) ci/bench_redact.py --out bench-results/redact.json
