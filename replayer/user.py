@@ -15,24 +15,23 @@ when the answer arrives. That delay is counted: every result carries ``lag`` (se
 
 Why not FastHttpSession: it sends a dict of headers (no repeated names), adds
 ``Accept-Encoding``, keeps cookies and follows redirects; a replay must send the recorded
-headers and nothing else. Requests are still reported through ``events.request``, so Locust's
-own statistics and CSVs see every one.
+headers and nothing else. geventhttpclient's ``HTTPClient`` itself cost more Python per request
+than the syscalls did; ``replayer.http1`` builds each request's bytes once (with that client's
+own builder) and reads answers with httptools. Requests are still reported through
+``events.request``, so Locust's own statistics and CSVs see every one.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
-
 import gevent
 from gevent.event import Event
-from geventhttpclient import HTTPClient
-from geventhttpclient.header import Headers
 from locust import User, task
 from locust.exception import StopUser
 
 from replayer.compare import Comparer
+from replayer.http1 import Connection
 from replayer.plan import Step
 from replayer.ramp import Ramp
 from replayer.wire import MSG_DONE, MSG_RESULTS
@@ -40,12 +39,6 @@ from replayer.wire import MSG_DONE, MSG_RESULTS
 __all__ = ["ReplayUser", "Settings", "replay_connection", "send_step"]
 
 SHIP_EVERY_S = 0.2  # small batches: serializing a big one stalls the pacing for ms
-
-
-class RawClient(HTTPClient):
-    """An HTTPClient that adds no header of its own except Host (when absent) and framing."""
-
-    DEFAULT_HEADERS = Headers()
 
 
 @dataclass(slots=True)
@@ -80,11 +73,8 @@ class Settings:
 SETTINGS = Settings()
 
 
-def make_client(target: str, timeout: float) -> RawClient:
-    u = urlsplit(target)
-    return RawClient(u.hostname, u.port or (443 if u.scheme == "https" else 80),
-                     ssl=u.scheme == "https", insecure=True, concurrency=1,
-                     connection_timeout=min(timeout, 10.0), network_timeout=timeout)
+def make_client(target: str, timeout: float) -> Connection:
+    return Connection(target, timeout)
 
 
 def replay_connection(steps: list[Step], client, t0: float, out: list, *, worker: int,
@@ -107,10 +97,11 @@ def replay_connection(steps: list[Step], client, t0: float, out: list, *, worker
         if lead > 0:
             gevent.sleep(lead)
     _preconnect(client)
+    prepared = [client.prepare(s) for s in steps]  # the bytes of each request, built once
     prev_done = t0
     iteration = 0
     while True:
-        for s in steps:
+        for s, req in zip(steps, prepared, strict=True):
             due_rel = due_of(s, iteration) if due_of is not None else s.due + iteration * span
             end = limit()
             if end is not None and due_rel >= end:
@@ -125,7 +116,7 @@ def replay_connection(steps: list[Step], client, t0: float, out: list, *, worker
                 return
             prev_done = send_step(s, client, t0, due_rel, prev_done, out, worker=worker,
                                   comparer=comparer, fire=fire, iteration=iteration,
-                                  clock=clock, sent=sent)
+                                  clock=clock, sent=sent, req=req)
         if not loop or not steps:
             return
         iteration += 1
@@ -135,23 +126,24 @@ def replay_connection(steps: list[Step], client, t0: float, out: list, *, worker
 
 def send_step(s: Step, client, t0: float, due_rel: float, prev_done: float, out: list, *,
               worker: int, comparer: Comparer, fire=None, iteration: int = 0,
-              clock=time.monotonic, sent: float | None = None) -> float:
+              clock=time.monotonic, sent: float | None = None, req=None) -> float:
     """Send one step now on ``client``, append its result to ``out``; returns when it ended.
 
-    ``prev_done`` is when the previous request of this connection was answered (its wait)."""
+    ``prev_done`` is when the previous request of this connection was answered (its wait);
+    ``req`` is ``client.prepare(s)`` when already built."""
     due = t0 + due_rel
     sent = clock() if sent is None else sent
     wait = max(0.0, prev_done - due)
     status, body, error = 0, b"", None
-    # the recorded request line's version (an HTTP/1.0 client's server may answer differently);
-    # the client is this connection's alone, so setting it per request is safe
-    client.version = RawClient.HTTP_10 if s.version == "1.0" else RawClient.HTTP_11
-    try:
-        resp = client.request(s.method, s.target, body=s.body, headers=Headers(s.headers))
-        body = resp.read()
-        status = resp.status_code
-    except Exception as exc:  # any transport failure is a result, never a crash
-        error = type(exc).__name__ + (f": {exc}" if str(exc) else "")
+    if req is None:
+        req = client.prepare(s)
+    if req[0] is None:  # cannot be sent as recorded (e.g. an invalid header): counted, not sent
+        error = req[1]
+    else:
+        try:
+            status, body = client.send(req)
+        except Exception as exc:  # any transport failure is a result, never a crash
+            error = type(exc).__name__ + (f": {exc}" if str(exc) else "")
     done = clock()
     latency_ms = (done - sent) * 1000
     outcome = comparer.compare(s.rec_status, s.rec_body, status, body, s.rec_body_ok,
@@ -175,11 +167,8 @@ PRECONNECT_LEAD_S = 0.05  # how long before its first request a connection is op
 
 def _preconnect(client) -> None:
     """Open the connection before the first due time, so that send is not late by a connect."""
-    pool = getattr(client, "_connection_pool", None)
-    if pool is None:
-        return
     try:
-        pool.return_socket(pool.get_socket())
+        client.connect()
     except OSError:
         pass  # the first request connects (and reports the failure) itself
 
