@@ -17,6 +17,7 @@ __all__ = ["Comparer", "Outcome", "body_diffs", "parse_path"]
 
 MAX_DIFFS = 5  # differing paths kept per response
 _STEP = re.compile(r"\.\.([A-Za-z0-9_\-]+|\*)|\.([A-Za-z0-9_\-]+|\*)|\[(\d+|\*)\]")
+_MAY_BE_JSON = re.compile(rb"[ \t\r\n]*[\[{\"\-0-9tfn]")  # how a JSON text can start
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +90,8 @@ def body_diffs(a_body: bytes, b_body: bytes, ignore: list[tuple] = ()) -> list[s
     """Every JSON path where two bodies differ (``$ (not JSON, bytes differ)`` if not JSON)."""
     if a_body == b_body:
         return []
+    if not (_MAY_BE_JSON.match(a_body) and _MAY_BE_JSON.match(b_body)):
+        return ["$ (not JSON, bytes differ)"]  # spares the parse (and its exception) for text
     try:
         a, b = orjson.loads(a_body), orjson.loads(b_body)
     except orjson.JSONDecodeError:

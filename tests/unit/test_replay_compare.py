@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from replayer.compare import Comparer, parse_path
+from replayer.compare import Comparer, body_diffs, parse_path
 
 
 def test_equal_and_status():
@@ -36,3 +36,16 @@ def test_not_json():
 def test_bad_paths(bad):
     with pytest.raises(ValueError):
         parse_path(bad)
+
+
+@pytest.mark.parametrize(("a", "b", "diffs"), [
+    (b"ok", b"fail", ["$ (not JSON, bytes differ)"]),
+    (b"<html>", b'{"a": 1}', ["$ (not JSON, bytes differ)"]),
+    (b"", b"1", ["$ (not JSON, bytes differ)"]),
+    (b' \n{"a": 1}', b'{"a": 2}', ["$.a"]),
+    (b"-1", b"true", ["$"]),
+    (b'"x"', b"nul", ["$ (not JSON, bytes differ)"]),
+])
+def test_text_and_json_bodies(a, b, diffs):
+    """Bodies that cannot start a JSON text are compared as bytes, without parsing them."""
+    assert body_diffs(a, b) == diffs
