@@ -128,7 +128,11 @@ class TargetFinder:
         return out
 
     def _tcp_table(self, pid: int) -> dict[int, _Socket]:
+        """Socket inode -> socket, for the sockets on our ports that listen or are open (the
+        others, TIME_WAIT ones by the thousand under load, are skipped before any parsing:
+        this runs every second)."""
         table: dict[int, _Socket] = {}
+        wanted = _OPEN_STATES | {_LISTEN}
         for name, v6 in (("tcp", False), ("tcp6", True)):
             try:
                 lines = (self.proc / str(pid) / "net" / name).read_text().splitlines()[1:]
@@ -136,9 +140,11 @@ class TargetFinder:
                 continue
             for line in lines:
                 parts = line.split()
-                if len(parts) < 10:
+                if len(parts) < 10 or parts[3] not in wanted:
                     continue
-                _, local_port = _parse_addr(parts[1], v6)
+                local_port = int(parts[1].rpartition(":")[2], 16)
+                if local_port not in self.ports:
+                    continue
                 peer_ip, peer_port = _parse_addr(parts[2], v6)
                 table[int(parts[9])] = _Socket(parts[3], local_port, _fmt_peer(peer_ip, peer_port))
         return table
