@@ -28,6 +28,11 @@ class CaptureConfig:
     max_conns: int = 65536
     ringbuf_pages: int = 16384
     tls: bool = False  # hook the targets' libssl (the probe must be built with tls=True)
+    # After a poll that found the ring buffer nearly empty, sleep this long before the next one
+    # so that records gather: the kernel wakes a caught-up reader for every record, and a
+    # wake-up costs more CPU than the record. Behind (a big poll), the loop does not sleep.
+    poll_gap_s: float = 0.002
+    poll_busy: int = 1000  # records in one poll that count as behind
 
 
 class Capture:
@@ -103,8 +108,11 @@ class Capture:
         """Poll until ``stop`` is set or ``duration_s`` has passed."""
         deadline = None if duration_s is None else time.monotonic() + duration_s
         next_tick = time.monotonic() + self.cfg.housekeeping_s
+        gap, busy = self.cfg.poll_gap_s, self.cfg.poll_busy
         while not stop.is_set():
-            self.probe.poll(100)
+            n = self.probe.poll(100)
+            if gap and n is not None and n < busy:
+                time.sleep(gap)
             now = time.monotonic()
             if deadline is not None and now >= deadline:
                 break

@@ -177,12 +177,13 @@ class Probe:
         if size >= HEADER_SIZE:
             self._handler(ctypes.string_at(data, size))
 
-    def poll(self, timeout_ms: int) -> None:
-        """Deliver what the ring buffer holds to the handler, waiting up to timeout_ms."""
+    def poll(self, timeout_ms: int) -> int | None:
+        """Deliver what the ring buffer holds to the handler, waiting up to timeout_ms; returns
+        how many records that was (None with bcc's reader, which does not say)."""
         if self._ring is not None:
-            self._ring.poll(self._handler, timeout_ms, POLL_LIMIT)
-        else:
-            self._bpf.ring_buffer_poll(timeout_ms)
+            return self._ring.poll(self._handler, timeout_ms, POLL_LIMIT)
+        self._bpf.ring_buffer_poll(timeout_ms)
+        return None
 
     # -- maps --------------------------------------------------------------------------
     def set_listeners(self, keys: Iterable[tuple[int, int]]) -> None:
