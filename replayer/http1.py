@@ -105,7 +105,7 @@ class Connection:
             self.connect()
             sock = self.sock
         try:
-            sock.sendall(data)
+            _sendall(sock, data, self.tls)
         except OSError as exc:  # the server may have answered early (e.g. 413) and closed
             if exc.errno not in (errno.ECONNRESET, errno.EPIPE):
                 self.close()
@@ -226,6 +226,20 @@ def _final_headers(raw: bytes) -> tuple[str, dict[str, str]]:
 def _keeps_alive(version: str, headers: dict[str, str]) -> bool:
     conn = headers.get("connection", "")
     return "keep-alive" in conn if version == "1.0" else "close" not in conn
+
+
+def _sendall(sock, data: bytes, tls: bool) -> None:
+    """``sock.sendall(data)``; on plain TCP one ``send`` first (a request usually fits), which
+    spares gevent's per-call ``SO_SNDBUF`` query and timer bookkeeping."""
+    sent = 0
+    if not tls:
+        try:
+            sent = sock._sock.send(data)  # the non-blocking OS socket under gevent's
+        except BlockingIOError:
+            pass
+        if sent == len(data):
+            return
+    sock.sendall(memoryview(data)[sent:] if sent else data)
 
 
 def _describe(exc: BaseException) -> str:

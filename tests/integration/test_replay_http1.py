@@ -159,3 +159,12 @@ def test_request_bytes(server):
         b"POST /ok HTTP/1.1\r\nHost: keep\r\nContent-Length: 0\r\n\r\n",
         b"GET /ok HTTP/1.0\r\n\r\n"]
     assert conn.prepare(step("/ok", headers=[("Bad Name", "x")]))[0] is None
+
+
+@pytest.mark.parametrize("server", [ANSWERS], indirect=True)
+def test_large_body_sent_whole(server):
+    """A body larger than the socket buffer goes out whole (the first send takes only part)."""
+    conn = Connection(server.url, timeout=10)
+    body = bytes(range(256)) * 40_000  # 10 MB
+    assert send(conn, "/ok", "POST", body=body) == (200, b"ok")
+    assert server.seen[0][1].endswith(b"\r\n\r\n" + body)
