@@ -91,13 +91,13 @@ def replay_connection(steps: list[Step], client, t0: float, out: list, *, worker
         stop = stop_at() if stop_at is not None else None
         return duration if stop is None else (stop if duration is None else min(stop, duration))
 
+    prepared = [client.prepare(s) for s in steps]  # each request's bytes, built before the start
     if steps:  # connect shortly before the first request, as the recorded client did: a server
         # with a thread per connection (gunicorn gthread/sync) must not hold idle sockets
         lead = t0 + steps[0].due - PRECONNECT_LEAD_S - clock()
         if lead > 0:
             gevent.sleep(lead)
     _preconnect(client)
-    prepared = [client.prepare(s) for s in steps]  # the bytes of each request, built once
     prev_done = t0
     iteration = 0
     while True:
