@@ -1,9 +1,8 @@
 """The Locust user that replays one worker's shard, and the per-connection pacing.
 
 One ``ReplayUser`` runs on each worker. It starts one greenlet per captured connection; each
-greenlet owns one keep-alive HTTP client (geventhttpclient, the library under Locust's
-FastHttpUser) with exactly one socket, and sends that connection's requests in recorded order,
-each at its due time.
+greenlet owns one keep-alive connection (``replayer.http1.Connection``, exactly one socket),
+and sends that connection's requests in recorded order, each at its due time.
 
 Open loop, and what happens when a connection is still busy: requests of *different*
 connections never wait for each other, so a slow answer on one connection does not delay any
