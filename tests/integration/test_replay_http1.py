@@ -168,3 +168,21 @@ def test_large_body_sent_whole(server):
     body = bytes(range(256)) * 40_000  # 10 MB
     assert send(conn, "/ok", "POST", body=body) == (200, b"ok")
     assert server.seen[0][1].endswith(b"\r\n\r\n" + body)
+
+
+def test_https_keep_alive():
+    """An https:// target: TLS without certificate checks, answers read through it, one
+    connection for several requests (the echo server answers JSON with the request's path)."""
+    import json
+
+    from tests.support.servers import python_http_server
+
+    with python_http_server(tls=True) as srv:
+        conn = Connection(srv.url, timeout=10)
+        socks = []
+        for path in ("/a", "/b?x=1", "/c"):
+            status, body = send(conn, path, headers=[("Host", "h")])
+            assert status == 200 and json.loads(body)["path"] == path.split("?")[0]
+            socks.append(conn.sock)
+        assert socks[0] is not None and socks == [socks[0]] * 3  # one TLS connection throughout
+        conn.close()
