@@ -55,6 +55,9 @@ def test_follow_mirrors_new_records_and_sigint_writes_the_report(redis_server, t
             _wait_for(lambda: len(log.read_text().splitlines()) >= wanted, 30,
                       f"{wanted} requests at the target")
             time.sleep(0.5)  # a duplicate or a stray old record would show up by now
+            # with --progress-every 1s a progress line comes within a second of the run's start;
+            # the replay itself can be over sooner than that, so wait for it rather than race
+            _wait_for(lambda: "replay.progress" in out.read_text(), 10, "a progress line")
             p.send_signal(signal.SIGINT)
             rc = p.wait(60)
         finally:
