@@ -16,6 +16,8 @@ from prometheus_client import CollectorRegistry
 
 from sidecar.archive_metrics import ArchiveMetrics
 from sidecar.metrics import CaptureMetrics
+from sidecar.redact_metrics import RedactMetrics
+from sidecar.tlslibs import TlsLibraries
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "ci" / "prometheus" / "rewind-rules.yml"
@@ -41,8 +43,12 @@ def exported_metric_names() -> frozenset[str]:
     """Every sample name the capture sidecar and the archiver can export, taken from their
     registries (labelled counters included even before their first sample)."""
     names: set[str] = set()
-    for build in (CaptureMetrics, ArchiveMetrics):
-        for family in build(CollectorRegistry()).registry.collect():
+    registries = [build(CollectorRegistry()).registry
+                  for build in (CaptureMetrics, ArchiveMetrics, RedactMetrics)]
+    tls = CollectorRegistry()  # the --tls gauges
+    TlsLibraries(lambda path, pid: [], lambda pid: None, registry=tls)
+    for registry in [*registries, tls]:
+        for family in registry.collect():
             if family.type == "counter":
                 names |= {family.name + "_total", family.name + "_created"}
             else:
