@@ -13,10 +13,11 @@ from dataclasses import dataclass
 
 import orjson
 
+from sidecar.jsonpath import parse_path as _parse_path
+
 __all__ = ["Comparer", "Outcome", "body_diffs", "parse_path"]
 
 MAX_DIFFS = 5  # differing paths kept per response
-_STEP = re.compile(r"\.\.([A-Za-z0-9_\-]+|\*)|\.([A-Za-z0-9_\-]+|\*)|\[(\d+|\*)\]")
 _MAY_BE_JSON = re.compile(rb"[ \t\r\n]*[\[{\"\-0-9tfn]")  # how a JSON text can start
 
 
@@ -29,21 +30,7 @@ class Outcome:
 
 def parse_path(text: str) -> tuple:
     """``$.a[*]..b`` -> (("key","a"),("idx","*"),("any","b")); ValueError if not a path."""
-    if not text.startswith("$"):
-        raise ValueError(f"not a JSON path: {text!r} (start with $, e.g. $.created_at)")
-    steps, pos = [], 1
-    while pos < len(text):
-        m = _STEP.match(text, pos)
-        if not m:
-            raise ValueError(f"not a JSON path: {text!r} (at {text[pos:]!r})")
-        if m.group(1):
-            steps.append(("any", m.group(1)))
-        elif m.group(2):
-            steps.append(("key", m.group(2)))
-        else:
-            steps.append(("idx", m.group(3)))
-        pos = m.end()
-    return tuple(steps)
+    return _parse_path(text)
 
 
 def _matches(pattern: tuple, path: tuple) -> bool:

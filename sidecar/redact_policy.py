@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 
 import yaml
 
+from sidecar.jsonpath import parse_path
+
 __all__ = ["DEFAULT_HEADERS", "Policy", "PolicyError", "load_policy", "parse_policy"]
 
 # Masked unless the policy says ``default_headers: false``.
@@ -29,7 +31,6 @@ ACTIONS = ("mask", "drop")
 PARTS = {"request": frozenset({"request"}), "response": frozenset({"response"}),
          "both": frozenset({"request", "response"})}
 PLACES = ("target", "headers", "body")
-_STEP = re.compile(r"\.\.([A-Za-z0-9_\-]+|\*)|\.([A-Za-z0-9_\-]+|\*)|\[(\d+|\*)\]")
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _TRUE, _FALSE = {"true", "yes", "on"}, {"false", "no", "off"}
 
@@ -83,18 +84,11 @@ class Policy:
 
 
 def parse_json_path(text: str) -> tuple:
-    """``$.a[*]..b`` -> (("key","a"),("idx","*"),("any","b")); ValueError if not a path."""
-    if not text.startswith("$") or text == "$":
+    """``$.a[*]..b`` -> (("key","a"),("idx","*"),("any","b")); ValueError if not a path (a rule
+    must name a field: ``$`` alone is refused)."""
+    if text == "$":
         raise ValueError(f"not a JSON path: {text!r} (start with $ and name a field, e.g. $.user.email)")
-    steps, pos = [], 1
-    while pos < len(text):
-        m = _STEP.match(text, pos)
-        if not m:
-            raise ValueError(f"not a JSON path: {text!r} (at {text[pos:]!r})")
-        kind = "any" if m.group(1) else "key" if m.group(2) else "idx"
-        steps.append((kind, m.group(1) or m.group(2) or m.group(3)))
-        pos = m.end()
-    return tuple(steps)
+    return parse_path(text, example="$.user.email")
 
 
 def load_policy(path: str) -> Policy:
