@@ -18,7 +18,7 @@ help:
 	@echo "make bench-capture-tls  nginx HTTPS without vs with rewind-capture --tls (table + JSON)"
 	@echo "make bench-sidecar   CPU per request of the sidecar's userspace, no kernel (table + JSON)"
 	@echo "make bench-redact    CPU per record of the redaction policy, for a few policies (table + JSON)"
-	@echo "make lint            ruff over the Python code"
+	@echo "make lint            ruff over the Python code; import-linter holds the architecture (pyproject.toml)"
 	@echo "make tools           helm and kubectl into .tools/bin (ci/get-helm.sh)"
 	@echo "make chart-test      both charts: helm lint --strict, helm template | kubernetes-validate --strict, chart tests"
 	@echo "make images-lint     hadolint over ci/docker/*.Dockerfile"
@@ -34,7 +34,7 @@ host:
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]' ruff
+	$(PY) -m pip install -q -e '.[test]' ruff import-linter
 	mkdir -p $(VENV)/debian-bcc
 	ln -sfn /usr/lib/python3/dist-packages/bcc $(VENV)/debian-bcc/bcc
 	echo "$(abspath $(VENV))/debian-bcc" > $$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/debian-bcc.pth
@@ -50,7 +50,7 @@ CHART := charts/rewind-capture
 tools: venv
 	PYTHON=$(PY) bash ci/get-helm.sh
 
-test: host venv tools
+test: host venv tools lint
 	$(PY) -m pytest tests -q $(PYTEST_ARGS)
 
 test-unit: venv
@@ -81,25 +81,26 @@ demo: host venv
 bench: bench-capture bench-capture-tls bench-sidecar bench-archive bench-replay bench-redact
 
 bench-capture: host venv
-	$(PY) ci/bench_capture.py --out bench-results/capture.json
+	$(PY) ci/bench/capture.py --out bench-results/capture.json
 
 bench-capture-tls: host venv
-	$(PY) ci/bench_capture.py --tls --out bench-results/capture-tls.json
+	$(PY) ci/bench/capture.py --tls --out bench-results/capture-tls.json
 
 bench-archive: host venv
-	$(PY) ci/bench_archive.py --out bench-results/archive.json
+	$(PY) ci/bench/archive.py --out bench-results/archive.json
 
 bench-replay: host venv
-	$(PY) ci/bench_replay.py --out bench-results/replay.json
+	$(PY) ci/bench/replay.py --out bench-results/replay.json
 
 bench-sidecar: venv
-	$(PY) ci/bench_sidecar_cpu.py --out bench-results/sidecar.json
+	$(PY) ci/bench/sidecar_cpu.py --out bench-results/sidecar.json
 
 bench-redact: venv
-	$(PY) ci/bench_redact.py --out bench-results/redact.json
+	$(PY) ci/bench/redact.py --out bench-results/redact.json
 
 lint: venv
 	$(VENV)/bin/ruff check sidecar replayer tests ci
+	$(VENV)/bin/lint-imports
 
 # Images (ci/docker): rewind/sidecar (rewind-capture, rewind-archive), rewind/replayer
 # (rewind-replay, rewind-archive, rewind-inspect), rewind/demo-api. `make images` needs a Docker

@@ -2,7 +2,7 @@
  *
  * It copies the bytes that the watched server processes read from and write to their accepted
  * TCP connections, and nothing else: what a connection is and which ones to watch is decided in
- * userspace (sidecar/targets.py seeds `listeners` and already-open `conns`); HTTP is parsed in
+ * userspace (sidecar/capture/targets.py seeds `listeners` and already-open `conns`); HTTP is parsed in
  * userspace too. Every event that cannot be delivered is counted in `drops`.
  *
  * With --tls, userspace also attaches the uprobes at the end of this file to the libssl of the

@@ -1,5 +1,5 @@
 /* rewind capture probe: the event layout shared by bpf/capture.bpf.c and its Python mirror
- * (sidecar/events.py, checked against this file by tests/bpf/test_layout.py).
+ * (sidecar/capture/events.py, checked against this file by tests/bpf/test_layout.py).
  *
  * The kernel only copies bytes; userspace understands them. One syscall's data leaves the
  * kernel as one or more chunks, each with the offset of its first byte (pos) within the
@@ -58,7 +58,7 @@ enum direction {
     DIR_EGRESS = 1,  /* written by the server: response bytes */
 };
 
-enum drop_reason { /* index of the `drops` map; names in sidecar/metrics.py */
+enum drop_reason { /* index of the `drops` map; names in sidecar/capture/metrics.py */
     DROP_RINGBUF_FULL = 0,
     DROP_CONN_MAP_FULL = 1,
     DROP_ARGS_MAP_FULL = 2,

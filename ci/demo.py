@@ -146,7 +146,7 @@ def traffic(base: str, seconds: float, users: int = 8) -> dict:
 def replay(source: str, target: str, name: str, speed: float) -> tuple[int, Path]:
     report = OUT / f"report-{name}"
     thresholds = OUT / "thresholds.json"
-    argv = [PY, "-m", "replayer.replay_cli", "--source", source, "--stream", STREAM,
+    argv = [PY, "-m", "replayer.replay.cli", "--source", source, "--stream", STREAM,
             "--target", target, "--mode", "recorded", "--speed", str(speed), "--workers", "2",
             "--report", str(report), "--thresholds", str(thresholds), "--log-format", "console",
             "--progress-every", "5s"]
@@ -182,11 +182,11 @@ def main() -> int:
 
         step("2/6 starting rewind-capture on the API's port and rewind-archive on the stream")
         cap_log = OUT / "capture.log"
-        cap = start(stack, [PY, "-m", "sidecar.capture_cli", "--port", api.rsplit(":", 1)[1],
+        cap = start(stack, [PY, "-m", "sidecar.capture.cli", "--port", api.rsplit(":", 1)[1],
                             "--redis", redis_url, "--stream", STREAM, "--metrics-port", "0",
                             "--log-format", "json"], cap_log)
         arch_log = OUT / "archive.log"
-        arch = start(stack, [PY, "-m", "sidecar.archive_cli", "--redis", redis_url, "--stream",
+        arch = start(stack, [PY, "-m", "sidecar.archive.cli", "--redis", redis_url, "--stream",
                              STREAM, "--out", str(archive), "--segment-seconds", "5",
                              "--metrics-port", "0", "--log-format", "json"], arch_log)
         print("    compiling the eBPF probe (a few seconds)...", flush=True)

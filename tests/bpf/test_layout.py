@@ -5,8 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from sidecar.events import CHUNK_SIZE, HEADER_SIZE
-from sidecar.probe import Probe
+from sidecar.capture.events import CHUNK_SIZE, HEADER_SIZE
+from sidecar.capture.probe import Probe
 
 
 def test_event_struct_size_matches_compiled_program():
@@ -23,6 +23,6 @@ def test_event_struct_size_matches_compiled_program():
 def test_print_bpf_shows_the_compiled_source_and_flags():
     """The hidden --print-bpf flag prints the C that is compiled, with its -D flags."""
     out = subprocess.run(
-        [sys.executable, "-m", "sidecar.capture_cli", "--port", "8080", "--stream", "s",
+        [sys.executable, "-m", "sidecar.capture.cli", "--port", "8080", "--stream", "s",
          "--print-bpf"], capture_output=True, text=True, check=True).stdout
     assert "-DCHUNK_SIZE=16384" in out and "TRACEPOINT_PROBE(syscalls, sys_exit_read)" in out

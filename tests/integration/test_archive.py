@@ -12,12 +12,13 @@ import pytest
 from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
 
-from sidecar.archive_group import ArchiveGroup
-from sidecar.archive_metrics import ArchiveMetrics
-from sidecar.archiver import Archiver, ArchiverConfig
-from sidecar.manifest import Manifest
-from sidecar.record import Record
-from sidecar.streams import ARCHIVER_GROUP, connect, stream_key
+from sidecar.archive.group import ArchiveGroup
+from sidecar.archive.metrics import ArchiveMetrics
+from sidecar.archive.archiver import Archiver, ArchiverConfig
+from sidecar.contract.manifest import Manifest
+from sidecar.contract.record import Record
+from sidecar.contract.streams import ARCHIVER_GROUP, stream_key
+from sidecar.common.redis_client import connect
 from tests.support.archive import (
     ArchiveProcess, archive_contents, check_manifest, stream_entry_ids, wait_for,
 )

@@ -11,11 +11,11 @@ import pytest
 import redis
 from prometheus_client import CollectorRegistry
 
-import sidecar.archiver as archiver_module
-from sidecar.archive_group import ArchiveGroup
-from sidecar.archive_metrics import ArchiveMetrics
-from sidecar.archiver import Archiver, ArchiverConfig
-from sidecar.streams import connect
+import sidecar.archive.archiver as archiver_module
+from sidecar.archive.group import ArchiveGroup
+from sidecar.archive.metrics import ArchiveMetrics
+from sidecar.archive.archiver import Archiver, ArchiverConfig
+from sidecar.common.redis_client import connect
 from tests.support.archive import (
     ArchiveProcess, archive_contents, check_manifest, stream_entry_ids, wait_for,
 )
@@ -171,6 +171,6 @@ def test_two_archivers_share_one_stream(redis_server, tmp_path):
     assert wait_for(lambda: caught_up(client), 30)
     assert [p.stop() for p in procs] == [0, 0]
     assert_exactly_once(client, tmp_path / STREAM)
-    from sidecar.manifest import Manifest
+    from sidecar.contract.manifest import Manifest
     by_consumer = {s.consumer for s in Manifest(tmp_path / STREAM).load().segments}
     assert by_consumer == {"arch-0", "arch-1"}

@@ -11,11 +11,11 @@ import threading
 import pytest
 from prometheus_client import CollectorRegistry
 
-from sidecar.archive_group import ArchiveGroup
-from sidecar.archive_metrics import ArchiveMetrics
-from sidecar.archiver import Archiver, ArchiverConfig
-from sidecar.manifest import Manifest
-from sidecar.streams import connect
+from sidecar.archive.group import ArchiveGroup
+from sidecar.archive.metrics import ArchiveMetrics
+from sidecar.archive.archiver import Archiver, ArchiverConfig
+from sidecar.contract.manifest import Manifest
+from sidecar.common.redis_client import connect
 from tests.support.archive import (
     ArchiveProcess, archive_contents, check_manifest, stream_entry_ids, wait_for,
 )
@@ -197,7 +197,7 @@ def test_fsync_errors_while_closing_acks_nothing_and_retries(redis_server, tmp_p
             raise OSError(errno.EIO, "Input/output error")
         real_fsync(fd)
 
-    monkeypatch.setattr("sidecar.segments.os.fsync", fsync)
+    monkeypatch.setattr("sidecar.contract.segments.os.fsync", fsync)
     cfg = ArchiverConfig(stream=STREAM, root=tmp_path, consumer="a", segment_bytes=1 << 20,
                          write_retry_for_s=30)
     archiver = Archiver(connect(redis_server.url), cfg, metrics=ArchiveMetrics(CollectorRegistry()))

@@ -9,10 +9,11 @@ import threading
 import pytest
 from prometheus_client import CollectorRegistry
 
-from sidecar import archive_cli
-from sidecar.archive_metrics import ArchiveMetrics
-from sidecar.archiver import Archiver, ArchiverConfig
-from sidecar.streams import connect, stream_key
+from sidecar.archive import cli as archive_cli
+from sidecar.archive.metrics import ArchiveMetrics
+from sidecar.archive.archiver import Archiver, ArchiverConfig
+from sidecar.contract.streams import stream_key
+from sidecar.common.redis_client import connect
 from tests.support.traffic import api_records, xadd_all
 
 STREAM = "orders"

@@ -408,7 +408,8 @@ def rewind_containers(docs):
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_rendered_command_lines_are_accepted_by_the_clis(scenario, monkeypatch):
     """Each rendered rewind-capture/rewind-archive container's args and REWIND_* env parse in the real CLI."""
-    from sidecar import archive_cli, capture_cli
+    from sidecar.archive import cli as archive_cli
+    from sidecar.capture import cli as capture_cli
 
     parsers = {"rewind-capture": capture_cli.parse, "rewind-archive": archive_cli.parse}
     checked = 0

@@ -4,7 +4,7 @@ the HMAC key through a Secret volume, at the paths its REWIND_REDACT_* variables
 from __future__ import annotations
 
 from tests.integration.test_chart import container, env, example_pod, find, render
-from sidecar.redact_policy import parse_policy
+from sidecar.redact.policy import parse_policy
 
 
 def test_policy_configmap_and_key_secret_are_mounted_where_the_env_points():

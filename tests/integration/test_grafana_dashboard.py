@@ -103,7 +103,7 @@ def test_parse_check_rejects_bad_promql(tmp_path):
 
 @pytest.mark.parametrize("title,expr", exprs())
 def test_queries_read_only_metrics_the_code_exports(title, expr):
-    """Metric names come from sidecar/metrics.py and sidecar/archive_metrics.py (process_*
+    """Metric names come from sidecar/capture/metrics.py and sidecar/archive/metrics.py (process_*
     included: both registries carry the process collector), or from the scrape itself."""
     unknown = metric_names_in(as_promql(expr)) - exported_metric_names() - EXTERNAL_METRICS
     assert not unknown, f"{title}: {unknown}"

@@ -118,7 +118,7 @@ def test_sidecar_image_ships_the_bpf_source():
     steps = instructions("sidecar.Dockerfile")
     assert ("COPY", "bpf /opt/rewind/bpf") in steps
     assert any(w == "ENV" and "REWIND_BPF_DIR=/opt/rewind/bpf" in a for w, a in steps)
-    assert "REWIND_BPF_DIR" in (ROOT / "sidecar" / "probe.py").read_text()
+    assert "REWIND_BPF_DIR" in (ROOT / "sidecar" / "capture" / "probe.py").read_text()
     assert {"python3-bpfcc", "bpfcc-tools"} <= set(re.findall(r"([\w.+-]+)=[\w.:+~-]+", " ".join(
         a for w, a in steps if w == "RUN" and "apt-get install" in a)))
 

@@ -10,11 +10,11 @@ import orjson
 import pytest
 from prometheus_client import CollectorRegistry
 
-from replayer.inspect_cli import main
-from sidecar.archive_metrics import ArchiveMetrics
-from sidecar.archiver import Archiver, ArchiverConfig
-from sidecar.manifest import Manifest
-from sidecar.streams import connect
+from replayer.inspect.cli import main
+from sidecar.archive.metrics import ArchiveMetrics
+from sidecar.archive.archiver import Archiver, ArchiverConfig
+from sidecar.contract.manifest import Manifest
+from sidecar.common.redis_client import connect
 from tests.support.traffic import api_records, xadd_all
 
 STREAM = "orders"

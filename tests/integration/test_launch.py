@@ -17,9 +17,9 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from replayer import launch_cli
-from replayer.launch_bundle import lines, pack
-from replayer.launch_manifests import RUN_LABEL, names, run_labels
+from replayer.launch import cli as launch_cli
+from replayer.launch.bundle import lines, pack
+from replayer.launch.manifests import RUN_LABEL, names, run_labels
 from tests.support.kube import KubeEmulator
 from tests.support.servers import REPO
 
@@ -56,7 +56,7 @@ def assert_allowed_by_launcher_role(kube) -> None:
     and charts/rewind-replay)."""
     from urllib.parse import urlsplit
 
-    from replayer.launch_manifests import LAUNCHER_RULES
+    from replayer.launch.manifests import LAUNCHER_RULES
     allowed = {(g, r, v) for rule in LAUNCHER_RULES for g in rule["apiGroups"]
                for r in rule["resources"] for v in rule["verbs"]}
     for method in ("GET", "POST", "DELETE"):
@@ -258,7 +258,7 @@ def test_unreachable_api_is_one_line_and_exit_6(tmp_path):
         "clusters": [{"name": "c", "cluster": {"server": f"http://127.0.0.1:{free_port()}"}}],
         "users": [{"name": "u", "user": {}}],
         "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}]}))
-    out = subprocess.run([sys.executable, "-m", "replayer.launch_cli", "--kubeconfig", str(path),
+    out = subprocess.run([sys.executable, "-m", "replayer.launch.cli", "--kubeconfig", str(path),
                           "--log-format", "json", *REPLAY], cwd=REPO, capture_output=True,
                          text=True, timeout=60)
     assert out.returncode == 6
@@ -287,7 +287,7 @@ def test_signal_deletes_the_run(kube, tmp_path, sig):
     """The real command in a subprocess, interrupted while the replay runs: it deletes every
     object of the run and exits 6."""
     play_cluster(kube, code=None, log=master_log(tmp_path, 0, bundle=False))
-    proc = subprocess.Popen([sys.executable, "-m", "replayer.launch_cli",
+    proc = subprocess.Popen([sys.executable, "-m", "replayer.launch.cli",
                              *launch_argv(kube, tmp_path)], cwd=REPO, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
@@ -310,10 +310,12 @@ def test_dry_run_prints_valid_manifests_whose_commands_parse(tmp_path):
     """--dry-run (the real command, no cluster) prints YAML that validates strictly; the master's
     args parse in rewind-launch-master's and rewind-replay's parsers, the workers' in
     rewind-replay-worker's; relative --from is made absolute; credentials are not printed."""
-    from replayer import launch_master, replay_cli, worker
+    from replayer.launch import master as launch_master
+    from replayer.replay import cli as replay_cli
+    from replayer.engine import worker
     creds = tmp_path / "c.yaml"
     creds.write_text("headers: {Authorization: Bearer s3cret}\n")
-    out = subprocess.run([sys.executable, "-m", "replayer.launch_cli", "--dry-run", "--run-id", RUN,
+    out = subprocess.run([sys.executable, "-m", "replayer.launch.cli", "--dry-run", "--run-id", RUN,
                           "--workers", "3", "--credentials", str(creds), "--from=-15m", *REPLAY],
                          cwd=REPO, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
@@ -339,7 +341,7 @@ def test_every_container_command_is_a_console_script_of_the_replayer_image():
     with the rewind wheel, and the Pods run as the image's non-root user."""
     import tomllib
 
-    from replayer.launch_manifests import LaunchSpec, build
+    from replayer.launch.manifests import LaunchSpec, build
     scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
     docs = build(LaunchSpec(run_id=RUN, namespace=NS, image="i", workers=1, replay_args=()))
     pods = [d["spec"]["template"]["spec"] for d in docs if d["kind"] == "Job"]

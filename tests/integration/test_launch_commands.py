@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from replayer.launch_bundle import find_bundle, unpack
-from replayer.launch_manifests import CREDENTIALS, MASTER_PORT, THRESHOLDS, LaunchSpec, build, names
+from replayer.launch.bundle import find_bundle, unpack
+from replayer.launch.manifests import CREDENTIALS, MASTER_PORT, THRESHOLDS, LaunchSpec, build, names
 from tests.support.replay import logging_server, read_log, traffic, write_jsonl
 from tests.support.servers import REPO, free_port
 

@@ -14,10 +14,10 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from sidecar.archive_metrics import ArchiveMetrics
-from sidecar.metrics import CaptureMetrics
-from sidecar.redact_metrics import RedactMetrics
-from sidecar.tlslibs import TlsLibraries
+from sidecar.archive.metrics import ArchiveMetrics
+from sidecar.capture.metrics import CaptureMetrics
+from sidecar.redact.metrics import RedactMetrics
+from sidecar.capture.tlslibs import TlsLibraries
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "ci" / "prometheus" / "rewind-rules.yml"
@@ -116,7 +116,7 @@ def test_every_alert_has_a_unit_test():
 
 
 def test_rules_reference_only_exported_metrics():
-    """Every metric a rule reads is exported by sidecar/metrics.py or sidecar/archive_metrics.py
+    """Every metric a rule reads is exported by sidecar/capture/metrics.py or sidecar/archive/metrics.py
     (or is Prometheus' `up`), or is a recording rule of this file."""
     recorded = {r["record"] for r in rules() if "record" in r}
     known = exported_metric_names() | EXTERNAL_METRICS | recorded

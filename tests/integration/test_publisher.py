@@ -10,10 +10,11 @@ import pytest
 from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
 
-from sidecar.metrics import CaptureMetrics
-from sidecar.publisher import Publisher
-from sidecar.record import Record, header_bytes
-from sidecar.streams import connect, stream_key
+from sidecar.capture.metrics import CaptureMetrics
+from sidecar.capture.publisher import Publisher
+from sidecar.contract.record import Record, header_bytes
+from sidecar.contract.streams import stream_key
+from sidecar.common.redis_client import connect
 from tests.support.redis_server import RedisServer
 
 STREAM = "orders-api"

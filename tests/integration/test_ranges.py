@@ -8,12 +8,13 @@ import time
 import pytest
 from prometheus_client import CollectorRegistry
 
-from replayer.ordering import ReadStats
-from replayer.source import SourceError, open_source
-from replayer.window import Window
-from sidecar.archive_metrics import ArchiveMetrics
-from sidecar.archiver import Archiver, ArchiverConfig
-from sidecar.streams import connect, stream_key
+from replayer.source.ordering import ReadStats
+from replayer.source.reader import SourceError, open_source
+from replayer.source.window import Window
+from sidecar.archive.metrics import ArchiveMetrics
+from sidecar.archive.archiver import Archiver, ArchiverConfig
+from sidecar.contract.streams import stream_key
+from sidecar.common.redis_client import connect
 from tests.support.archive import stream_entry_ids
 from tests.support.traffic import api_records, xadd_all
 

@@ -1,6 +1,6 @@
 """The replay Helm chart (charts/rewind-replay), rendered by the real helm binary (`make tools`),
 validated with kubernetes-validate --strict, its container args parsed by the real CLIs, and
-held to the objects rewind-launch creates (replayer/launch_manifests.py)."""
+held to the objects rewind-launch creates (replayer/launch/manifests.py)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,12 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from replayer import launch_master, replay_cli, worker
-from replayer.launch_manifests import LAUNCHER_RULES, LaunchSpec, build
+from replayer.launch import master as launch_master
+
+from replayer.replay import cli as replay_cli
+
+from replayer.engine import worker
+from replayer.launch.manifests import LAUNCHER_RULES, LaunchSpec, build
 from tests.integration.test_chart import ROOT, helm_binary
 
 CHART = ROOT / "charts" / "rewind-replay"

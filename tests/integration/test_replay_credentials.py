@@ -8,9 +8,9 @@ import json
 import pytest
 from prometheus_client import CollectorRegistry
 
-from sidecar.redact import Redactor
-from sidecar.redact_metrics import RedactMetrics
-from sidecar.redact_policy import Policy
+from sidecar.redact.apply import Redactor
+from sidecar.redact.metrics import RedactMetrics
+from sidecar.redact.policy import Policy
 from tests.support.replay import logging_server, read_log, run_replay, traffic, write_jsonl
 
 REAL = "test-token-123"

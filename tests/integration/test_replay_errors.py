@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from sidecar.record import Record
-from sidecar.streams import stream_key
+from sidecar.contract.record import Record
+from sidecar.contract.streams import stream_key
 from tests.support.redis_server import RedisServer
 from tests.support.replay import logging_server, run_replay, traffic, write_jsonl
 from tests.support.servers import free_port

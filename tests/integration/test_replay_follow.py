@@ -41,7 +41,7 @@ def test_follow_mirrors_new_records_and_sigint_writes_the_report(redis_server, t
     log, report, out = tmp_path / "target.jsonl", tmp_path / "report", tmp_path / "replay.log"
     with logging_server(log) as srv, open(out, "w") as out_f:
         p = subprocess.Popen(
-            [sys.executable, "-m", "replayer.replay_cli", "--log-format", "json",
+            [sys.executable, "-m", "replayer.replay.cli", "--log-format", "json",
              "--source", redis_server.url, "--stream", STREAM, "--follow", "--workers", "2",
              "--target", srv.url, "--exclude", "^/healthz", "--progress-every", "1s",
              "--set-header", "Authorization: Bearer fresh", "--report", str(report)],
@@ -94,9 +94,9 @@ def test_follower_resumes_after_a_redis_restart():
     from the last id it read: every record dealt exactly once, each connection to one worker."""
     import threading
 
-    from replayer.follow import Follower, start_id
-    from replayer.rewrite import Rules
-    from sidecar.streams import connect
+    from replayer.engine.follow import Follower, start_id
+    from replayer.engine.rewrite import Rules
+    from sidecar.common.redis_client import connect
     from tests.support.redis_server import RedisServer
 
     records = traffic(conns=12, total=200, rate=1000, seed=3)

@@ -1,4 +1,4 @@
-"""The replay's HTTP/1.x connection (replayer/http1.py) against a scripted server on loopback:
+"""The replay's HTTP/1.x connection (replayer/engine/http1.py) against a scripted server on loopback:
 every framing of an answer, keep-alive, and failures counted without a second send."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from replayer.http1 import Connection, ConnectionClosed
-from replayer.plan import Step
+from replayer.engine.http1 import Connection, ConnectionClosed
+from replayer.engine.plan import Step
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 

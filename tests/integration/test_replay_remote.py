@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 
 def _worker(port: int, *extra: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "replayer.worker", "--master-host", "127.0.0.1",
+        [sys.executable, "-m", "replayer.engine.worker", "--master-host", "127.0.0.1",
          "--master-port", str(port), "--log-format", "json", *extra],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 

@@ -17,11 +17,11 @@ import weakref
 from collections import Counter
 from pathlib import Path
 
-from sidecar.manifest import Manifest
-from sidecar.archive_lines import line_id
-from sidecar.segments import SUFFIX, iter_lines, verify
-from sidecar.stream_ids import parse_id
-from sidecar.streams import stream_key
+from sidecar.contract.manifest import Manifest
+from sidecar.contract.archive_lines import line_id
+from sidecar.contract.segments import SUFFIX, iter_lines, verify
+from sidecar.contract.stream_ids import parse_id
+from sidecar.contract.streams import stream_key
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -29,11 +29,11 @@ __all__ = ["ArchiveProcess", "archive_contents", "stream_entry_ids", "wait_for"]
 
 
 class ArchiveProcess:
-    """``rewind-archive`` in a subprocess (``python -m sidecar.archive_cli``)."""
+    """``rewind-archive`` in a subprocess (``python -m sidecar.archive.cli``)."""
 
     def __init__(self, redis_url: str, stream: str, out: Path, *extra: str,
                  consumer: str = "arch-0") -> None:
-        self.argv = [sys.executable, "-m", "sidecar.archive_cli", "--redis", redis_url,
+        self.argv = [sys.executable, "-m", "sidecar.archive.cli", "--redis", redis_url,
                      "--stream", stream, "--out", str(out), "--consumer", consumer,
                      "--metrics-port", "0", "--log-format", "json", *extra]
         self.logs: list[dict] = []

@@ -18,8 +18,8 @@ from collections.abc import Callable
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from sidecar.record import Record
-from sidecar.streams import stream_key
+from sidecar.contract.record import Record
+from sidecar.contract.streams import stream_key
 from tests.support.servers import free_port
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -35,7 +35,7 @@ class CaptureProcess:
         self.stream = stream
         self.metrics_port = metrics_port or free_port()
         self.argv = [
-            sys.executable, "-m", "sidecar.capture_cli",
+            sys.executable, "-m", "sidecar.capture.cli",
             "--port", str(port), "--redis", redis_url, "--stream", stream,
             "--metrics-port", str(self.metrics_port), "--metrics-addr", "127.0.0.1",
             "--log-format", "json", *extra,

@@ -15,7 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from sidecar.record import Record
+from sidecar.contract.record import Record
 from tests.support.servers import REPO, Server, start_server
 
 __all__ = ["logging_server", "read_log", "run_replay", "traffic", "write_jsonl"]
@@ -79,6 +79,6 @@ def read_log(path: Path) -> list[dict]:
 
 def run_replay(*args: str, timeout: float = 180) -> tuple[int, str, str]:
     """Run ``rewind-replay`` as a real process; returns (exit code, stdout, stderr)."""
-    p = subprocess.run([sys.executable, "-m", "replayer.replay_cli", "--log-format", "json", *args],
+    p = subprocess.run([sys.executable, "-m", "replayer.replay.cli", "--log-format", "json", *args],
                        capture_output=True, text=True, timeout=timeout, cwd=REPO)
     return p.returncode, p.stdout, p.stderr

@@ -18,8 +18,8 @@ from collections.abc import Iterator
 import orjson
 import redis
 
-from sidecar.record import Record
-from sidecar.streams import stream_key
+from sidecar.contract.record import Record
+from sidecar.contract.streams import stream_key
 
 __all__ = ["StreamWriter", "api_records", "xadd_all"]
 

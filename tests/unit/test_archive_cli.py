@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from sidecar.archive_cli import parse
+from sidecar.archive.cli import parse
 
 
 def test_flags_and_environment(monkeypatch):
@@ -45,7 +45,7 @@ def test_bad_arguments_fail_before_any_work(argv, message, capsys):
     assert exc.value.code == 2 and message in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("module", ["sidecar.archive_cli", "replayer.inspect_cli"])
+@pytest.mark.parametrize("module", ["sidecar.archive.cli", "replayer.inspect.cli"])
 def test_help_has_examples_and_exit_codes(module):
     """--help of both commands ends with examples and the exit codes."""
     out = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True,

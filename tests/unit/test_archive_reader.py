@@ -6,13 +6,13 @@ import random
 
 import pytest
 
-from replayer.archive_reader import ArchiveReader
-from replayer.source import SourceError, open_source
-from replayer.window import Window
-from sidecar.manifest import Manifest
-from sidecar.archive_lines import entry_line
-from sidecar.segments import SegmentError, SegmentWriter, install
-from sidecar.stream_ids import format_id
+from replayer.source.archive_reader import ArchiveReader
+from replayer.source.reader import SourceError, open_source
+from replayer.source.window import Window
+from sidecar.contract.manifest import Manifest
+from sidecar.contract.archive_lines import entry_line
+from sidecar.contract.segments import SegmentError, SegmentWriter, install
+from sidecar.contract.stream_ids import format_id
 from tests.support.traffic import api_records
 from tests.unit.test_segments import as_redis
 

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from sidecar import cli_args
-from sidecar.capture_cli import parse
+from sidecar.common import cli_args
+from sidecar.capture.cli import parse
 
 
 def test_sizes_and_durations():
@@ -49,7 +49,7 @@ def test_several_ports_and_tls_from_environment(monkeypatch):
 ])
 def test_bad_arguments_fail_with_a_message(argv, message):
     """Each bad argument exits 2 before any work, with a message saying what to change."""
-    proc = subprocess.run([sys.executable, "-m", "sidecar.capture_cli", *argv],
+    proc = subprocess.run([sys.executable, "-m", "sidecar.capture.cli", *argv],
                           capture_output=True, text=True)
     assert proc.returncode == 2
     assert message in proc.stderr
@@ -57,7 +57,7 @@ def test_bad_arguments_fail_with_a_message(argv, message):
 
 def test_help_lists_flags_env_and_examples():
     """--help is complete: every flag with its environment variable, and examples."""
-    out = subprocess.run([sys.executable, "-m", "sidecar.capture_cli", "--help"],
+    out = subprocess.run([sys.executable, "-m", "sidecar.capture.cli", "--help"],
                          capture_output=True, text=True, check=True).stdout
     for flag in ("--port", "--redis", "--stream", "--pid", "--cgroup", "--max-body",
                  "--duration", "--metrics-port", "REWIND_PORT", "examples:", "exit codes"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import struct
 
-from sidecar.events import HEADER_SIZE, Kind, decode, peer
+from sidecar.capture.events import HEADER_SIZE, Kind, decode, peer
 
 
 def _raw(kind, data=b"", **kw):

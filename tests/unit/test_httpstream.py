@@ -1,4 +1,4 @@
-"""Unit tests for sidecar.httpstream: per-connection HTTP/1.x reassembly, split-point invariance,
+"""Unit tests for sidecar.capture.httpstream: per-connection HTTP/1.x reassembly, split-point invariance,
 body caps, bad bytes and lost bytes. No root, no network."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
-from sidecar.httpstream import Exchange, HttpConnectionParser
-from sidecar.metrics import CaptureMetrics
+from sidecar.capture.httpstream import Exchange, HttpConnectionParser
+from sidecar.capture.metrics import CaptureMetrics
 
 MiB = 1 << 20
 BIN = bytes(range(256))

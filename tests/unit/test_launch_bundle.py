@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from replayer.launch_bundle import BundleError, find_bundle, lines, pack, unpack
+from replayer.launch.bundle import BundleError, find_bundle, lines, pack, unpack
 
 
 def folder(tmp_path):

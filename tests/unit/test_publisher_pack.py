@@ -1,4 +1,4 @@
-"""The publisher's XADD packing (sidecar.xadd): the bytes hiredis writes for the same command."""
+"""The publisher's XADD packing (sidecar.contract.xadd): the bytes hiredis writes for the same command."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import hiredis
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sidecar.record import Record
-from sidecar.xadd import FIELDS, XaddPacker
+from sidecar.contract.record import Record
+from sidecar.contract.xadd import FIELDS, XaddPacker
 
 HEAD = (b"XADD", b"rewind:{api}:http", b"MAXLEN", b"~", b"1000000", b"*")
 latin1 = st.text(st.characters(min_codepoint=0, max_codepoint=255), max_size=40)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from sidecar.record import SCHEMA_VERSION, Record, RecordError
+from sidecar.contract.record import SCHEMA_VERSION, Record, RecordError
 
 
 def _rec(**kw) -> Record:

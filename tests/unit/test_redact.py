@@ -11,11 +11,11 @@ import structlog
 from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
 
-from sidecar.record import Record
-from sidecar.redact import TOKEN_RE, Redactor
-from sidecar.redact_metrics import RedactMetrics
-from sidecar.redact_policy import parse_policy
-from sidecar.redact_setup import RedactingPublisher
+from sidecar.contract.record import Record
+from sidecar.redact.apply import TOKEN_RE, Redactor
+from sidecar.redact.metrics import RedactMetrics
+from sidecar.redact.policy import parse_policy
+from sidecar.redact.setup import RedactingPublisher
 
 KEY = b"k" * 32
 

@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from sidecar.redact_policy import DEFAULT_HEADERS, PolicyError, load_policy, parse_policy
-from sidecar.redact_setup import RedactConfigError, load_key
+from sidecar.redact.policy import DEFAULT_HEADERS, PolicyError, load_policy, parse_policy
+from sidecar.redact.setup import RedactConfigError, load_key
 from tests.support.servers import REPO
 
 FULL = r"""# every kind of rule
@@ -91,19 +91,19 @@ def test_capture_rejects_a_malformed_policy_with_exit_2(tmp_path):
     --redact-check shows a good policy at work and exits 0."""
     bad = tmp_path / "redact.yaml"
     bad.write_text("json:\n  - path: $.a\n    acton: drop\n")
-    p = subprocess.run([sys.executable, "-m", "sidecar.capture_cli", "--port", "80", "--stream", "s",
+    p = subprocess.run([sys.executable, "-m", "sidecar.capture.cli", "--port", "80", "--stream", "s",
                         "--redact-policy", str(bad)], capture_output=True, text=True, cwd=REPO,
                        timeout=60)
     assert p.returncode == 2 and "Traceback" not in p.stderr
     assert p.stderr.strip() == (f"rewind-capture: --redact-policy: {bad}:3: unknown key 'acton' "
                                 "in a json rule (known: path, action, part)")
     env = {**os.environ, "REWIND_REDACT_POLICY": str(bad)}  # the chart passes it this way
-    p = subprocess.run([sys.executable, "-m", "sidecar.capture_cli", "--port", "80", "--stream", "s"],
+    p = subprocess.run([sys.executable, "-m", "sidecar.capture.cli", "--port", "80", "--stream", "s"],
                        capture_output=True, text=True, cwd=REPO, timeout=60, env=env)
     assert p.returncode == 2 and f"{bad}:3: unknown key 'acton'" in p.stderr
     good = tmp_path / "good.yaml"
     good.write_text(FULL)
-    p = subprocess.run([sys.executable, "-m", "sidecar.capture_cli", "--redact-check", str(good)],
+    p = subprocess.run([sys.executable, "-m", "sidecar.capture.cli", "--redact-check", str(good)],
                        capture_output=True, text=True, cwd=REPO, timeout=60)
     assert p.returncode == 0, p.stderr
     after = p.stdout.split("after")[1]

@@ -1,11 +1,11 @@
-"""--from/--to of rewind-replay: times and stream ids through replayer.timespec."""
+"""--from/--to of rewind-replay: times and stream ids through replayer.source.timespec."""
 
 from __future__ import annotations
 
 import pytest
 
-from replayer.replay_cli import bound, parse
-from replayer.timespec import TimeSpecError, parse_bound
+from replayer.replay.cli import bound, parse
+from replayer.source.timespec import TimeSpecError, parse_bound
 
 
 def test_stream_ids_times_and_ns():

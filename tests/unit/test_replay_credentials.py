@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from replayer.credentials import CredentialsError, load_credentials
-from replayer.rewrite import Rules
-from sidecar.record import Record
+from replayer.engine.credentials import CredentialsError, load_credentials
+from replayer.engine.rewrite import Rules
+from sidecar.contract.record import Record
 
 TOKEN = "rwd_0123456789abcdef"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import orjson
 
-from replayer.compare import Comparer
-from replayer.noise import learn_noise
+from replayer.judge.compare import Comparer
+from replayer.judge.noise import learn_noise
 
 
 def res(idx: int, body, endpoint: str = "GET /a", status: int = 200, error=None,

@@ -6,9 +6,9 @@ import re
 
 import pytest
 
-from replayer.plan import Schedule, build_plan, endpoint_name, read_steps, write_steps
-from replayer.rewrite import Rules, parse_header
-from sidecar.record import Record
+from replayer.engine.plan import Schedule, build_plan, endpoint_name, read_steps, write_steps
+from replayer.engine.rewrite import Rules, parse_header
+from sidecar.contract.record import Record
 
 
 def rec(k: int, conn: str = "c0", method: str = "GET", target: str = "/a", headers=None,

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from replayer.ramp import Ramp, RampMonitor, step_table
-from replayer.slo import SloError, parse_slo
+from replayer.engine.ramp import Ramp, RampMonitor, step_table
+from replayer.engine.slo import SloError, parse_slo
 
 
 def test_slo_parses_latency_and_errors():

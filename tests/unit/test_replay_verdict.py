@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from replayer.results import summarize
-from replayer.verdict import ThresholdsError, evaluate, parse_thresholds
+from replayer.judge.results import summarize
+from replayer.judge.verdict import ThresholdsError, evaluate, parse_thresholds
 
 
 def result(i, endpoint="GET /a", status=200, latency=10.0, error=None, status_ok=True,

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sidecar.ringbuf import BUSY_BIT, DISCARD_BIT, HDR_SIZE, RingBuffer, record_span
+from sidecar.capture.ringbuf import BUSY_BIT, DISCARD_BIT, HDR_SIZE, RingBuffer, record_span
 
 
 class FakeKernel:

@@ -10,11 +10,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sidecar.manifest import Manifest, ManifestError
-from sidecar.record import SCHEMA_VERSION, Record, RecordError
-from sidecar.archive_lines import entry_line, line_id, line_ts, parse_line, record_line
-from sidecar.segments import SegmentError, SegmentWriter, install, iter_lines, verify
-from sidecar.stream_ids import format_id, next_id, parse_id, prev_id
+from sidecar.contract.manifest import Manifest, ManifestError
+from sidecar.contract.record import SCHEMA_VERSION, Record, RecordError
+from sidecar.contract.archive_lines import entry_line, line_id, line_ts, parse_line, record_line
+from sidecar.contract.segments import SegmentError, SegmentWriter, install, iter_lines, verify
+from sidecar.contract.stream_ids import format_id, next_id, parse_id, prev_id
 from tests.support.traffic import api_records
 
 

@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from sidecar.targets import TargetFinder, _parse_addr
+from sidecar.capture.targets import TargetFinder, _parse_addr
 
 
 def test_finds_own_listener_and_accepted_connection_but_not_self_when_excluded():

@@ -7,11 +7,11 @@ import time
 
 import pytest
 
-from replayer.inspect_cli import join_relative_times
-from replayer.inspect_views import path_template
-from replayer.ordering import ReadStats, capture_order
-from replayer.timespec import TimeSpecError, format_ns, parse_duration_ns, parse_time
-from replayer.window import Window
+from replayer.inspect.cli import join_relative_times
+from replayer.inspect.views import path_template
+from replayer.source.ordering import ReadStats, capture_order
+from replayer.source.timespec import TimeSpecError, format_ns, parse_duration_ns, parse_time
+from replayer.source.window import Window
 
 NOW = 1_715_680_800_000_000_000  # 2024-05-14T10:00:00Z
 S = 1_000_000_000

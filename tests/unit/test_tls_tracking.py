@@ -1,5 +1,5 @@
 """TLS in userspace: the tracker switching a connection to libssl plaintext, setting aside raw
-TLS records, and finding the libssl each target process maps (sidecar/tlslibs.py)."""
+TLS records, and finding the libssl each target process maps (sidecar/capture/tlslibs.py)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import os
 from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
 
-from sidecar.conntrack import ConnectionTracker
-from sidecar.events import Event, Kind
-from sidecar.metrics import CaptureMetrics
-from sidecar.tlslibs import TlsLibraries, libssl_maps
+from sidecar.capture.conntrack import ConnectionTracker
+from sidecar.capture.events import Event, Kind
+from sidecar.capture.metrics import CaptureMetrics
+from sidecar.capture.tlslibs import TlsLibraries, libssl_maps
 
 HELLO = bytes.fromhex("160301020001") + b"\x00" * 40  # a ClientHello's first bytes
 REQ = b"POST /t HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"

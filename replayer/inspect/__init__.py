@@ -1,0 +1,1 @@
+"""rewind-inspect: list, show, count, export and verify a range."""

@@ -1,0 +1,1 @@
+"""Judging a replay: comparing answers, learned noise, results, the verdict, the report and HTML."""

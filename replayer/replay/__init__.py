@@ -1,0 +1,1 @@
+"""rewind-replay: the command that reads a range, runs the engine and judges the result."""

@@ -1,0 +1,2 @@
+"""Reading a range of records wherever it is: Redis, an archive, an exported file; windows,
+capture order, time specs, export."""

@@ -1,0 +1,1 @@
+"""rewind-archive: the archiver, its consumer group, recovery, locks, upkeep and metrics."""

@@ -1,0 +1,184 @@
+"""The capture loop: probe -> decode -> connection tracking -> publisher, plus the once-a-second
+housekeeping (new target processes, idle expiry, dead processes, kernel drop counters)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+import structlog
+
+from sidecar.capture.conntrack import Clock, ConnectionTracker
+from sidecar.capture.events import decode
+from sidecar.capture.metrics import CaptureMetrics
+from sidecar.capture.procfs import ProcFS
+from sidecar.capture.targets import TargetFinder
+from sidecar.capture.tlslibs import TlsLibraries
+
+
+@dataclass
+class CaptureConfig:
+    port: int
+    node: str
+    max_body: int = 1 << 20
+    max_header_bytes: int = 64 << 10
+    idle_timeout_s: float = 300.0
+    housekeeping_s: float = 1.0
+    max_conns: int = 65536
+    ringbuf_pages: int = 16384
+    tls: bool = False  # hook the targets' libssl (the probe must be built with tls=True)
+    # After a poll that found the ring buffer nearly empty, sleep this long before the next one
+    # so that records gather: the kernel wakes a caught-up reader for every record, and a
+    # wake-up costs more CPU than the record. Behind (a big poll), the loop does not sleep.
+    poll_gap_s: float = 0.002
+    poll_busy: int = 1000  # records in one poll that count as behind
+
+
+class Capture:
+    """Wires the parts together. ``probe_factory(handler)`` returns an object with the
+    ``sidecar.capture.probe.Probe`` interface; ``publisher`` has ``put(record)``."""
+
+    def __init__(
+        self,
+        config: CaptureConfig,
+        *,
+        finder: TargetFinder,
+        publisher,
+        metrics: CaptureMetrics,
+        probe_factory,
+        procfs: ProcFS | None = None,
+        clock: Clock | None = None,
+        log=None,
+    ) -> None:
+        self.cfg = config
+        self._finder = finder
+        self._publisher = publisher
+        self._m = metrics
+        self._procfs = procfs or ProcFS()
+        self._log = log or structlog.get_logger("rewind.capture")
+        self.tracker = ConnectionTracker(
+            emit=publisher.put,
+            metrics=metrics,
+            node=config.node,
+            max_body=config.max_body,
+            max_header_bytes=config.max_header_bytes,
+            idle_timeout_s=config.idle_timeout_s,
+            clock=clock,
+            read_sendfile=self._procfs.read_sendfile,
+            find_peer=self._procfs.find_peer,
+            tls=config.tls,
+            log=self._log,
+        )
+        self.probe = probe_factory(self._on_raw)
+        self.tls_libs = TlsLibraries(
+            lambda path, pid: self.probe.attach_tls(path, pid),
+            lambda pid: self.probe.detach_tls(pid),
+            registry=metrics.registry, proc=self._procfs.root, log=self._log,
+        ) if config.tls else None
+        self._known_tgids: set[int] = set()
+        self._gone_tgids: set[int] = set()  # targets gone since the last TLS map clean-up
+        self._kernel_drops: dict[str, int] = {}
+        self._events = 0
+
+    def _on_raw(self, raw: bytes) -> None:
+        self._events += 1  # added to the metric in housekeeping: one lock per second, not per event
+        try:
+            self.tracker.on_event(decode(raw))
+        except Exception:  # a bug must not stop capture: count it, log it, go on
+            self._m.parse_errors.labels("internal").inc()
+            self._log.exception("capture.event_failed")
+
+    def start(self) -> None:
+        """Load the probe and seed what is already there (listeners and open connections)."""
+        self.probe.load()
+        found = self._refresh_targets()
+        self._log.info(
+            "capture.ready",
+            port=self.cfg.port,
+            processes=sorted(found),
+            listeners=self._m.listeners._value.get(),
+            seeded=len(self.tracker),
+        )
+        if not found:
+            self._log.warning("capture.no_listener", port=self.cfg.port,
+                              hint="nothing listens on the port yet; rescanning every second")
+
+    def run(self, stop: threading.Event, duration_s: float | None = None) -> None:
+        """Poll until ``stop`` is set or ``duration_s`` has passed."""
+        deadline = None if duration_s is None else time.monotonic() + duration_s
+        next_tick = time.monotonic() + self.cfg.housekeeping_s
+        gap, busy = self.cfg.poll_gap_s, self.cfg.poll_busy
+        while not stop.is_set():
+            n = self.probe.poll(100)
+            if gap and n is not None and n < busy:
+                time.sleep(gap)
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                break
+            if now >= next_tick:
+                self.housekeeping()
+                next_tick = now + self.cfg.housekeeping_s
+
+    def finish(self) -> None:
+        """Deliver what the ring buffer still holds and finish every open connection."""
+        self.probe.poll(0)
+        self.housekeeping()
+        self.tracker.flush()
+        self.tracker.flush_metrics()
+
+    def close(self) -> None:
+        self.probe.close()
+
+    # -- housekeeping ------------------------------------------------------------------
+    def housekeeping(self) -> None:
+        self._m.events.inc(self._events)
+        self._events = 0
+        self.tracker.flush_metrics()
+        self.tracker.clock.sync()
+        self._refresh_targets()
+        self.tracker.expire()
+        for tgid, fd in self.tracker.forget_processes(self._procfs.alive):
+            self.probe.forget_conn(tgid, fd)
+        if self._gone_tgids:  # only then is there TLS map state to clean
+            self.probe.forget_processes(self._procfs.alive)
+            self._gone_tgids = set()
+        for tgid, fd in self.probe.conn_keys():
+            if tgid not in self._known_tgids and not self._procfs.alive(tgid):
+                self.probe.forget_conn(tgid, fd)
+        for reason, total in self.probe.drop_counts().items():
+            delta = total - self._kernel_drops.get(reason, 0)
+            if delta > 0:
+                self._m.dropped_events.labels(reason).inc(delta)
+                self._log.warning("capture.kernel_drops", reason=reason, events=delta)
+            self._kernel_drops[reason] = total
+
+    def _refresh_targets(self) -> set[int]:
+        found = self._finder.scan()
+        self.probe.set_listeners(found.listeners)
+        self._m.listeners.set(len(found.listeners))
+        tgids = found.tgids
+        new = tgids - self._known_tgids
+        now = self.tracker.clock.mono()
+        seeded: dict[int, set[int]] = {}
+        for (tgid, fd), client in found.conns.items():
+            if tgid in new and self.probe.seed_conn(tgid, fd, now):
+                self.tracker.seed(tgid, fd, client, now)
+                seeded.setdefault(tgid, set()).add(fd)
+        for tgid, fds in seeded.items():
+            for r in self._procfs.blocked_reads(tgid, fds):
+                self.probe.stash_read(tgid, r.tid, r.nr, r.fd, r.buf, r.iovcnt)
+        listening: dict[int, set[int]] = {}
+        for tgid, fd in found.listeners:
+            if tgid in new:
+                listening.setdefault(tgid, set()).add(fd)
+        for tgid, fds in listening.items():  # workers asleep in accept() since before we came
+            for tid, fd, addr in self._procfs.blocked_accepts(tgid, fds):
+                self.probe.stash_accept(tgid, tid, fd, addr)
+        if new and self._known_tgids:
+            self._log.info("capture.new_processes", pids=sorted(new))
+        if self.tls_libs is not None:
+            self.tls_libs.update(tgids)
+            self._gone_tgids |= self._known_tgids - tgids
+        self._known_tgids = tgids
+        return tgids

@@ -1,0 +1,259 @@
+"""The kernel probe: compiles bpf/capture.bpf.c with bcc, attaches it, and reads its ring
+buffer. The only module that imports bcc, so everything else is testable without root."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from sidecar.capture import ringbuf
+from sidecar.capture.events import CHUNK_SIZE, HEADER_SIZE
+from sidecar.capture.metrics import KERNEL_DROP_REASONS
+
+DEFAULT_BPF_DIR = Path(__file__).resolve().parents[2] / "bpf"
+SOURCE_NAME = "capture.bpf.c"
+# Records handled per poll() at most, so a busy ring buffer still lets the capture loop do its
+# housekeeping (about a second of work at the most this sidecar handles).
+POLL_LIMIT = 50_000
+# libssl functions hooked with --tls: (symbol, entry program); each also gets the return
+# program ``ssl_return``. The first two are required, the rest are used where the library has them.
+TLS_CALLS = (
+    ("SSL_read", "ssl_read_enter"),
+    ("SSL_write", "ssl_write_enter"),
+    ("SSL_read_ex", "ssl_read_ex_enter"),
+    ("SSL_write_ex", "ssl_write_ex_enter"),
+)
+
+
+class ProbeError(RuntimeError):
+    """The probe could not be compiled or attached; the message says what to check."""
+
+
+def bpf_dir() -> Path:
+    """Where capture.bpf.c lives: $REWIND_BPF_DIR, else the repository's bpf/ folder."""
+    return Path(os.environ.get("REWIND_BPF_DIR") or DEFAULT_BPF_DIR)
+
+
+def cflags(*, self_tgid: int, max_conns: int, ringbuf_pages: int, tls: bool = False) -> list[str]:
+    if ringbuf_pages <= 0 or ringbuf_pages & (ringbuf_pages - 1):
+        raise ValueError(f"ring buffer pages must be a power of two, got {ringbuf_pages}")
+    return [
+        f"-I{bpf_dir()}",
+        f"-DSELF_TGID={self_tgid}",
+        f"-DMAX_CONNS={max_conns}",
+        f"-DRINGBUF_PAGES={ringbuf_pages}",
+        f"-DCHUNK_SIZE={CHUNK_SIZE}",
+        f"-DTLS={int(tls)}",
+    ]
+
+
+class Probe:
+    """A loaded, attached capture program.
+
+    ``handler(raw)`` gets each ring-buffer record, in order, as a bytes-like object that is only
+    valid during the call (a memoryview into the ring buffer): copy what you keep. The ring
+    buffer is read through its memory mapping (``sidecar.capture.ringbuf``), one Python loop per poll;
+    ``REWIND_RINGBUF=bcc`` (or a CPU where that reader is not safe) uses bcc's callback reader.
+    """
+
+    def __init__(
+        self,
+        handler: Callable[[bytes], None],
+        *,
+        self_tgid: int | None = None,
+        max_conns: int = 65536,
+        ringbuf_pages: int = 16384,
+        tls: bool = False,
+    ) -> None:
+        self._flags = cflags(
+            self_tgid=os.getpid() if self_tgid is None else self_tgid,
+            max_conns=max_conns,
+            ringbuf_pages=ringbuf_pages,
+            tls=tls,
+        )
+        self._handler = handler
+        self._tls = tls
+        self._tls_events: dict[int, set[bytes]] = {}  # pid -> bcc uprobe event names
+        self._bpf = None
+        self._ring: ringbuf.RingBuffer | None = None
+
+    @property
+    def source_path(self) -> Path:
+        return bpf_dir() / SOURCE_NAME
+
+    def load(self) -> None:
+        """Compile and attach; raises ProbeError with a hint when the kernel says no."""
+        try:
+            from bcc import BPF
+        except ImportError as exc:
+            raise ProbeError(
+                "bcc's Python bindings are not importable: install python3-bpfcc and run "
+                "`make venv` (the venv links Debian's bcc package)"
+            ) from exc
+        if os.geteuid() != 0:
+            raise ProbeError("loading the probe needs root (or CAP_BPF + CAP_PERFMON)")
+        if not self.source_path.exists():
+            raise ProbeError(f"BPF source not found: {self.source_path} (set REWIND_BPF_DIR)")
+        try:
+            self._bpf = BPF(src_file=str(self.source_path).encode(), cflags=self._flags)
+            emit = self._bpf.load_func(b"emit_more", BPF.TRACEPOINT)
+            self._bpf[b"emit_progs"][ctypes.c_int(0)] = ctypes.c_int(emit.fd)
+            if self._tls:  # the emitter again, as a uprobe program, for the SSL return probe
+                emit = self._bpf.load_func(b"emit_more_tls", BPF.KPROBE)
+                self._bpf[b"tls_emit_progs"][ctypes.c_int(0)] = ctypes.c_int(emit.fd)
+            events = self._bpf[b"events"]
+            if ringbuf.supported() and os.environ.get("REWIND_RINGBUF", "mmap") != "bcc":
+                self._ring = ringbuf.RingBuffer.open(events.map_fd, events.max_entries)
+            else:
+                events.open_ring_buffer(self._on_raw)
+        except Exception as exc:  # bcc raises bare Exception for compile/attach failures
+            raise ProbeError(
+                f"could not load the capture probe: {exc}. Check that kernel headers are "
+                f"linked under /lib/modules/{os.uname().release}/build (make host), that "
+                "tracefs is mounted, and that the process has CAP_BPF and CAP_PERFMON"
+            ) from exc
+        self._listeners = self._bpf[b"listeners"]
+        self._conns = self._bpf[b"conns"]
+        self._drops = self._bpf[b"drops"]
+        self._io_active = self._bpf[b"io_active"]
+        self._accepting = self._bpf[b"accepting"]
+        self._ssl_calls = self._bpf[b"ssl_calls"]
+        self._ssl_fds = self._bpf[b"ssl_fds"]
+        self._last_read = self._bpf[b"last_read"]
+
+    def attach_tls(self, path: str, pid: int) -> list[str]:
+        """Hook the libssl at ``path`` in process ``pid`` only (the kernel then plants the
+        breakpoints in that process alone: other users of the same file, a load generator or
+        another replica, do not trap). Returns the functions hooked; raises ProbeError when
+        SSL_read or SSL_write cannot be."""
+        before = set(self._bpf.uprobe_fds)
+        hooked = []
+        name = path.encode()
+        try:
+            for sym, entry in TLS_CALLS:
+                try:
+                    self._bpf.attach_uprobe(name=name, sym=sym.encode(), fn_name=entry.encode(),
+                                            pid=pid)
+                    self._bpf.attach_uretprobe(name=name, sym=sym.encode(), fn_name=b"ssl_return",
+                                               pid=pid)
+                except Exception as exc:  # bcc: bare Exception when the symbol is missing
+                    if sym in ("SSL_read", "SSL_write"):
+                        raise ProbeError(f"cannot hook {sym} in {path}: {exc}") from exc
+                    continue
+                hooked.append(sym)
+            try:
+                self._bpf.attach_uprobe(name=name, sym=b"SSL_set_fd", fn_name=b"ssl_set_fd",
+                                        pid=pid)
+                hooked.append("SSL_set_fd")
+            except Exception:  # noqa: BLE001 -- optional: the fd is also learnt from the syscalls
+                pass
+        finally:
+            self._tls_events.setdefault(pid, set()).update(set(self._bpf.uprobe_fds) - before)
+        return hooked
+
+    def detach_tls(self, pid: int) -> None:
+        """Remove the uprobes of a process (gone, or its library could not be fully hooked)."""
+        for ev_name in self._tls_events.pop(pid, ()):
+            try:
+                self._bpf.detach_uprobe_event(ev_name)
+            except Exception:  # noqa: BLE001 -- already gone: nothing left to remove
+                pass
+
+    def forget_processes(self, alive: Callable[[int], bool]) -> None:
+        """Remove the TLS map entries of processes that are gone."""
+        for table, tgid_of in ((self._ssl_calls, lambda k: k.value >> 32),
+                               (self._last_read, lambda k: k.value >> 32),
+                               (self._ssl_fds, lambda k: k.tgid)):
+            for k in list(table.keys()):
+                if not alive(tgid_of(k)):
+                    try:
+                        del table[k]
+                    except KeyError:
+                        pass
+
+    def _on_raw(self, _ctx, data, size) -> None:
+        if size >= HEADER_SIZE:
+            self._handler(ctypes.string_at(data, size))
+
+    def poll(self, timeout_ms: int) -> int | None:
+        """Deliver what the ring buffer holds to the handler, waiting up to timeout_ms; returns
+        how many records that was (None with bcc's reader, which does not say)."""
+        if self._ring is not None:
+            return self._ring.poll(self._handler, timeout_ms, POLL_LIMIT)
+        self._bpf.ring_buffer_poll(timeout_ms)
+        return None
+
+    # -- maps --------------------------------------------------------------------------
+    def set_listeners(self, keys: Iterable[tuple[int, int]]) -> None:
+        """Make the listeners map hold exactly these (tgid, fd)."""
+        want = {_key(t, f) for t, f in keys}
+        have = {k.value for k in self._listeners.keys()}
+        one = ctypes.c_uint8(1)
+        for k in want - have:
+            self._listeners[ctypes.c_uint64(k)] = one
+        for k in have - want:
+            try:
+                del self._listeners[ctypes.c_uint64(k)]
+            except KeyError:
+                pass
+
+    def seed_conn(self, tgid: int, fd: int, start_ns: int) -> bool:
+        """Start capturing an already-open connection; False when it is tracked already."""
+        key = ctypes.c_uint64(_key(tgid, fd))
+        if key in self._conns:
+            return False
+        leaf = self._conns.Leaf()
+        leaf.start_ns = start_ns
+        self._conns[key] = leaf
+        return True
+
+    def stash_read(self, tgid: int, tid: int, nr: int, fd: int, buf: int, iovcnt: int) -> None:
+        """Give the probe the arguments of a read that was already blocked when capture began
+        (see ProcFS.blocked_reads): its exit then emits the bytes as usual."""
+        leaf = self._io_active.Leaf()
+        leaf.buf, leaf.iovcnt, leaf.fd, leaf.nr, leaf.dir = buf, iovcnt, fd, nr, 0
+        self._io_active[ctypes.c_uint64((tgid << 32) | tid)] = leaf
+
+    def stash_accept(self, tgid: int, tid: int, listen_fd: int, addr: int) -> None:
+        """Give the probe the arguments of an accept() already blocked when capture began (see
+        ProcFS.blocked_accepts): the connection it returns is then tracked as usual."""
+        leaf = self._accepting.Leaf()
+        leaf.addr, leaf.listen_fd = addr, listen_fd
+        self._accepting[ctypes.c_uint64((tgid << 32) | tid)] = leaf
+
+    def forget_conn(self, tgid: int, fd: int) -> None:
+        try:
+            del self._conns[ctypes.c_uint64(_key(tgid, fd))]
+        except KeyError:
+            pass
+
+    def conn_keys(self) -> list[tuple[int, int]]:
+        return [(k.value >> 32, k.value & 0xFFFFFFFF) for k in self._conns.keys()]
+
+    def drop_counts(self) -> dict[str, int]:
+        """Kernel drop counters, summed over CPUs, by reason."""
+        out = {}
+        for i, reason in enumerate(KERNEL_DROP_REASONS):
+            out[reason] = sum(self._drops[ctypes.c_int(i)])
+        return out
+
+    def event_size(self) -> int:
+        """sizeof(struct event) as compiled (for the layout test)."""
+        return ctypes.sizeof(self._bpf[b"scratch"].sLeaf)
+
+    def compiled_source(self) -> str:
+        return f"/* cflags: {' '.join(self._flags)} */\n" + self.source_path.read_text()
+
+    def close(self) -> None:
+        if self._ring is not None:
+            self._ring.close()
+            self._ring = None
+        if self._bpf is not None:
+            self._bpf.cleanup()
+            self._bpf = None
+
+
+def _key(tgid: int, fd: int) -> int:
+    return (tgid << 32) | (fd & 0xFFFFFFFF)

@@ -1,0 +1,133 @@
+"""What the sidecar learns from /proc and from the target's own file descriptors, outside the
+kernel probe: bytes a response sent with sendfile(), a peer address accept() did not return,
+whether a process is still alive. The /proc root is passed in."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import platform
+import socket
+import struct
+from typing import NamedTuple
+
+from sidecar.capture.events import Event, peer
+
+_SYS_PIDFD_GETFD = 438  # x86_64 and aarch64
+# read-family syscall numbers -> iovec-based?  (recvmsg: the iovec sits in a struct msghdr)
+_READS = {
+    "x86_64": {0: "read", 19: "readv", 45: "recvfrom", 47: "recvmsg"},
+    "aarch64": {63: "read", 65: "readv", 207: "recvfrom", 212: "recvmsg"},
+}.get(platform.machine(), {})
+_ACCEPTS = {"x86_64": {43, 288}, "aarch64": {202, 242}}.get(platform.machine(), set())
+
+
+class BlockedRead(NamedTuple):
+    """A thread sleeping in a read of a socket (seen in /proc/PID/task/TID/syscall)."""
+
+    tid: int
+    nr: int
+    fd: int
+    buf: int  # user buffer, or the iovec array for readv/recvmsg
+    iovcnt: int  # 0 for a plain buffer
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+class ProcFS:
+    def __init__(self, root: str = "/proc") -> None:
+        self.root = root
+
+    def alive(self, tgid: int) -> bool:
+        return os.path.exists(f"{self.root}/{tgid}")
+
+    def read_sendfile(self, ev: Event) -> bytes | None:
+        """The bytes a sendfile() sent: read again from the same file at the same offset.
+        ``aux`` is the file's fd, ``aux2`` the offset (-1: the file position, which the call
+        has already advanced by ``total``). None when the file cannot be read."""
+        try:
+            offset = ev.aux2
+            if offset < 0:
+                with open(f"{self.root}/{ev.tgid}/fdinfo/{ev.aux}") as f:
+                    pos = next(int(line.split()[1]) for line in f if line.startswith("pos:"))
+                offset = pos - ev.total
+            fd = os.open(f"{self.root}/{ev.tgid}/fd/{ev.aux}", os.O_RDONLY)
+            try:
+                return os.pread(fd, ev.total, offset)
+            finally:
+                os.close(fd)
+        except (OSError, StopIteration, ValueError):
+            return None
+
+    def _blocked_calls(self, tgid: int, nrs) -> list[tuple[int, int, list[int]]]:
+        """(tid, syscall nr, args) of threads of ``tgid`` sleeping in one of ``nrs`` right now
+        (/proc/PID/task/TID/syscall)."""
+        out = []
+        try:
+            tids = os.listdir(f"{self.root}/{tgid}/task")
+        except OSError:
+            return out
+        for tid in tids:
+            try:
+                with open(f"{self.root}/{tgid}/task/{tid}/syscall") as f:
+                    parts = f.read().split()
+            except OSError:
+                continue
+            if len(parts) >= 4 and parts[0].isdigit() and int(parts[0]) in nrs:
+                out.append((int(tid), int(parts[0]), [int(a, 16) for a in parts[1:4]]))
+        return out
+
+    def blocked_accepts(self, tgid: int, fds: set[int]) -> list[tuple[int, int, int]]:
+        """(tid, listening fd, sockaddr pointer) of threads blocked in accept()/accept4() on one
+        of ``fds`` (gunicorn sync workers sleep there): handed to the probe so the connection
+        that accept returns is tracked."""
+        return [(tid, a[0], a[1]) for tid, _, a in self._blocked_calls(tgid, _ACCEPTS) if a[0] in fds]
+
+    def blocked_reads(self, tgid: int, fds: set[int]) -> list[BlockedRead]:
+        """Threads of ``tgid`` blocked right now in a read of one of ``fds``. Their syscall
+        entered before capture started, so the probe never saw its arguments; the capture
+        hands them to the probe so the bytes that read returns are not missed."""
+        out = []
+        for tid, nr, (fd, a2, a3) in self._blocked_calls(tgid, _READS):
+            if fd not in fds:
+                continue
+            name = _READS[nr]
+            if name in ("read", "recvfrom"):
+                out.append(BlockedRead(int(tid), nr, fd, a2, 0))
+            elif name == "readv":
+                out.append(BlockedRead(int(tid), nr, fd, a2, a3))
+            else:  # recvmsg: msg_iov and msg_iovlen at offsets 16 and 24 of struct msghdr
+                try:
+                    with open(f"{self.root}/{tgid}/mem", "rb", buffering=0) as mem:
+                        mem.seek(a2 + 16)
+                        iov, iovlen = struct.unpack("<QQ", mem.read(16))
+                except (OSError, struct.error):
+                    continue
+                out.append(BlockedRead(int(tid), nr, fd, iov, iovlen))
+        return out
+
+    def find_peer(self, tgid: int, fd: int) -> str:
+        """The peer of another process's socket, for servers whose accept() passes no address
+        (Node.js): borrow the socket with pidfd_getfd(2) and ask getpeername(). "" on failure."""
+        try:
+            pidfd = os.pidfd_open(tgid)
+        except OSError:
+            return ""
+        try:
+            dup = _libc.syscall(_SYS_PIDFD_GETFD, pidfd, fd, 0)
+            if dup < 0:
+                return ""
+            sock = socket.socket(fileno=dup)
+            try:
+                host, port = sock.getpeername()[:2]
+            finally:
+                sock.close()
+        except OSError:
+            return ""
+        finally:
+            os.close(pidfd)
+        if ":" in host:
+            return f"[{host}]:{port}" if not host.startswith("::ffff:") else f"{host[7:]}:{port}"
+        return f"{host}:{port}"
+
+
+__all__ = ["BlockedRead", "ProcFS", "peer"]
