@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 	images images-lint jenkins-lint
 
 help:
-	@echo "make demo            capture -> Redis on this machine, end to end, and show the records"
+	@echo "make demo            capture a sample API, archive, replay against an unchanged and a regressed build: two reports"
 	@echo "make test            install everything and run every test (REWIND_REQUIRE_BPF=1: no BPF skips)"
 	@echo "make bench-capture   throughput with and without capture, loss, sidecar CPU (table + JSON)"
 	@echo "make bench-archive   records/s archived, compression ratio, range read-back speed (table + JSON)"
