@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from replayer.correlate.extract import response_values
 from replayer.correlate.model import Binding, Learned, LearnStats, Production, Rule
 from replayer.correlate.places import Extractor, RecordRef, Use, request_slots
-from replayer.correlate.values import NONE, STRONG, strength, tokens
+from replayer.correlate.values import NONE, STRONG, WEAK, strength, tokens
 
 __all__ = ["Binding", "LearnStats", "Learned", "Learner", "Production", "Rule", "learn"]
 
@@ -92,12 +92,16 @@ class Learner:
         texts = [(s, tokens(s.text)) for s in slots]
         identity = self._identity(r, slots)
         bindings = self._uses(r, ref, identity, texts)
-        sent: set[str] = set()
-        for _s, toks in texts:
-            sent |= toks
+        carried: set[str] = set()  # every piece of the request: its answer echoing one of
+        sent: set[str] = set()  # them makes nothing; what later answers cannot make for this
+        for slot, toks in texts:  # client: strong values anywhere, weak ones as a whole id place
+            carried |= toks
+            sent.update(t for t in toks if strength(t) == STRONG)
+            if slot.id_place and strength(slot.text) == WEAK:
+                sent.add(slot.text)
         for t in sent:
             self._saw(t, identity, r.ts_ns)
-        produced = self._productions(r, ref, identity, sent) if 100 <= r.status < 400 else ()
+        produced = self._productions(r, ref, identity, carried) if 100 <= r.status < 400 else ()
         self._expire(r.ts_ns)  # the count bound holds after each record
         return Learned(ref, produced, bindings)
 
@@ -224,8 +228,6 @@ class Learner:
 
     # -- what clients sent -------------------------------------------------------------------
     def _saw(self, value: str, identity, ts_ns: int) -> None:
-        if strength(value) == NONE:
-            return
         seen = self._seen.get(value)
         if seen is None:
             self._seen[value] = _Seen(ts_ns, [identity])

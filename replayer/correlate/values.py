@@ -12,6 +12,10 @@ The rule (docs/correlate.md, "Which values"): a value is
   used as a *whole* path segment or a *whole* field value whose name is id-like (or
   ``If-Match``/``If-None-Match``). Strong values count wherever they are, also inside longer
   text (a ``Bearer`` header, a cookie list, base64).
+
+The same holds for what the client is taken to have sent first: an earlier ``{"qty": 2}`` does
+not make the server's order id 2 the client's own value. An echo is judged strictly: an answer
+value found anywhere in its own request (``{"qty": 2}`` answered ``{"id": 2}``) is not made.
 """
 
 from __future__ import annotations

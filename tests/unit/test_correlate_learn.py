@@ -247,3 +247,16 @@ def test_rules_are_bounded():
         recs.append(ex("GET", f"/api/x/{UID[:-2]}{i:02d}", conn=f"r{i}"))
     learner = feed(recs, max_rules=3)
     assert len(learner.rules()) == 3 and learner.stats.rules_dropped == 7
+
+
+def test_small_number_sent_earlier_in_a_value_field_is_still_made():
+    """An earlier {"qty": 2} of the same client does not make the server's order id 2 the
+    client's: it is made, and bound where the id comes back; an echo in its own request is not."""
+    learner = feed([ex("POST", "/api/orders", conn="q", json={"qty": 2}, status=201,
+                       resp_json={"id": 1}),
+                    ex("POST", "/api/orders", conn="q", json={"qty": 5}, status=201,
+                       resp_json={"id": 2}),
+                    ex("POST", "/api/orders", conn="q", json={"qty": 3}, status=201,
+                       resp_json={"id": 3}),
+                    ex("GET", "/api/orders/2", conn="q"), ex("GET", "/api/orders/3", conn="q")])
+    assert [(r.example, r.count) for r in learner.rules()] == [("2", 1)]
