@@ -10,7 +10,8 @@ Bodies are read as their content (gzip, deflate, br undone: ``content_coding.dec
 
 from __future__ import annotations
 
-from html.parser import HTMLParser
+import html
+import re
 from urllib.parse import unquote, unquote_plus, urlsplit
 
 import orjson
@@ -94,32 +95,29 @@ def _body(out: list[Found], headers, body: bytes, stats) -> None:
                 out += [(val, Extractor("json", name, part, steps), idp)
                         for part, val, idp in url_parts(v)]
     elif "html" in ctype or head == b"<":
-        page = _Html()
-        try:
-            page.feed(body[:MAX_SCAN_HTML].decode("utf-8", "replace"))
-            page.close()
-        except (AssertionError, ValueError):  # html.parser gives up on some broken markup
-            if stats is not None:
-                stats.bodies_unparsed += 1
-        out += [(v, Extractor("html", name), idp) for name, v, idp in page.found]
+        out += [(v, Extractor("html", name), idp)
+                for name, v, idp in html_values(body[:MAX_SCAN_HTML].decode("utf-8", "replace"))]
 
 
-class _Html(HTMLParser):
-    """Collects ``input:NAME`` (value) and ``meta:NAME`` (content) pairs."""
+_TAG = re.compile(r"<(input|meta)\b([^>]*)>", re.IGNORECASE)
+_ATTR = re.compile(r"""([A-Za-z_:][-A-Za-z0-9_:.]*)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'=<>`]+))""")
 
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.found: list[tuple[str, str, bool]] = []  # (name, value, id-like)
 
-    def handle_starttag(self, tag, attrs) -> None:
-        a = {k: v for k, v in attrs if v is not None}
-        if tag == "input" and a.get("name") and a.get("value"):
-            self.found.append((f"input:{a['name']}", a["value"],
-                               a.get("type", "").lower() == "hidden" or id_like(a["name"])))
-        elif tag == "meta" and a.get("name") and a.get("content"):
-            self.found.append((f"meta:{a['name']}", a["content"], id_like(a["name"])))
-
-    handle_startendtag = handle_starttag
+def html_values(text: str) -> list[tuple[str, str, bool]]:
+    """(``input:NAME`` / ``meta:NAME``, value, id-like) for each ``<input name value>`` and
+    ``<meta name content>`` tag (attributes in any order and quoting, entities decoded)."""
+    found = []
+    for m in _TAG.finditer(text):
+        a = {k.lower(): html.unescape(v1 or v2 or v3) for k, v1, v2, v3 in _ATTR.findall(m.group(2))}
+        name = a.get("name")
+        if not name:
+            continue
+        if m.group(1).lower() == "input" and a.get("value"):
+            found.append((f"input:{name}", a["value"],
+                          a.get("type", "").lower() == "hidden" or id_like(name)))
+        elif m.group(1).lower() == "meta" and a.get("content"):
+            found.append((f"meta:{name}", a["content"], id_like(name)))
+    return found
 
 
 def extract(ex: Extractor, headers, body: bytes) -> str | None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
+from functools import lru_cache
 
 __all__ = ["NONE", "STRONG", "WEAK", "id_like", "id_like_segment", "strength", "tokens"]
 
@@ -43,6 +44,7 @@ _G4 = re.compile(r"[A-Za-z0-9_\-]+")
 MAX_TOKENS = 4096  # tokens taken from one text (a big body): the rest is not looked at
 
 
+@lru_cache(maxsize=1 << 16)  # a pure function of the text; path words and tokens repeat a lot
 def strength(value: str) -> int:
     """STRONG, WEAK or NONE for ``value`` (see the module docstring)."""
     n = len(value)
@@ -59,6 +61,7 @@ def _entropy(value: str) -> float:
     return -sum(c / n * math.log2(c / n) for c in Counter(value).values())
 
 
+@lru_cache(maxsize=1 << 12)
 def id_like(name: str) -> bool:
     """Does a field, header or cookie name mark an id (``id``, ``order_id``, ``orderId``,
     ``X-CSRF-Token``, ``csrfmiddlewaretoken``)?"""
