@@ -260,3 +260,16 @@ def test_small_number_sent_earlier_in_a_value_field_is_still_made():
                        resp_json={"id": 3}),
                     ex("GET", "/api/orders/2", conn="q"), ex("GET", "/api/orders/3", conn="q")])
     assert [(r.example, r.count) for r in learner.rules()] == [("2", 1)]
+
+
+def test_html_tags_in_any_form():
+    """Inputs and meta tags are read whatever the attribute order, quoting and entities; a
+    visible input without an id-like name is not an id place."""
+    from replayer.correlate.extract import html_values
+
+    page = ("<META content='abc&amp;123XYZ' NAME=csrf-token>"
+            '<input value="t0k3n-99aa" type="HIDDEN" name="authenticity_token"/>'
+            '<input name="title" value="Hello">')
+    assert html_values(page) == [("meta:csrf-token", "abc&123XYZ", True),
+                                 ("input:authenticity_token", "t0k3n-99aa", True),
+                                 ("input:title", "Hello", False)]
