@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 from replayer.correlate.places import Extractor, RecordRef, Use
 
-__all__ = ["Binding", "LearnStats", "Learned", "Production", "Rule"]
+__all__ = ["Binding", "LearnStats", "Learned", "Production", "Rule", "learned_from_wire",
+           "learned_to_wire"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,3 +75,32 @@ class LearnStats:
     bodies_unparsed: int = 0
     bodies_not_scanned: int = 0
     leaves_cut: int = 0
+
+
+# -- the wire: plain lists for JSON (a shard on disk, a master-worker message) ----------------
+def learned_to_wire(learned: Learned) -> list:
+    """``learned`` as nested lists of str/int (orjson-able); ``learned_from_wire`` inverts it."""
+    return [list(learned.ref),
+            [[p.value, [_ex(e) for e in p.extractors]] for p in learned.produced],
+            [[b.value, list(b.producer), [_ex(e) for e in b.extractors],
+              [[u.place, u.name, u.encoding, list(u.steps)] for u in b.uses]]
+             for b in learned.bindings]]
+
+
+def learned_from_wire(data: list) -> Learned:
+    ref, produced, bindings = data
+    return Learned(
+        RecordRef(*ref),
+        tuple(Production(v, tuple(_unex(e) for e in exs)) for v, exs in produced),
+        tuple(Binding(v, RecordRef(*prod), tuple(_unex(e) for e in exs),
+                      tuple(Use(p, n, enc, tuple(steps)) for p, n, enc, steps in uses))
+              for v, prod, exs, uses in bindings))
+
+
+def _ex(e: Extractor) -> list:
+    return [e.place, e.name, e.part, list(e.steps)]
+
+
+def _unex(data: list) -> Extractor:
+    place, name, part, steps = data
+    return Extractor(place, name, part, tuple(steps))

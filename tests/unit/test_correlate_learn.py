@@ -273,3 +273,18 @@ def test_html_tags_in_any_form():
     assert html_values(page) == [("meta:csrf-token", "abc&123XYZ", True),
                                  ("input:authenticity_token", "t0k3n-99aa", True),
                                  ("input:title", "Hello", False)]
+
+
+def test_learned_survives_the_wire():
+    """What feed() hands out goes through JSON (a shard file, a worker message) unchanged."""
+    from replayer.correlate.model import learned_from_wire, learned_to_wire
+
+    learner = Learner(endpoint_name)
+    learner.feed(ex("POST", "/api/login", conn="w", resp_json={"token": TOKEN}))
+    made = learner.feed(ex("POST", "/api/orders", conn="w",
+                           headers=[("Authorization", f"Bearer {TOKEN}")],
+                           resp_json={"items": [{"id": 5, "ref": UID}]}))
+    used = learner.feed(ex("PUT", "/api/orders/5", conn="w", json={"ref": UID}))
+    for learned in (made, used):
+        assert learned.produced or learned.bindings
+        assert learned_from_wire(orjson.loads(orjson.dumps(learned_to_wire(learned)))) == learned
