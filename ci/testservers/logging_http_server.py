@@ -12,6 +12,8 @@ JSON ``{"ok": true, "target": ..., "n": ...}`` unless a rule below changes them:
   --noise              add {"now": <time>, "rid": <random>} to every answer (noisy fields)
   --set-field K=V      set field K of every answer to the string V (a changed release)
   --require-header H   'Name: value' every request must carry, or it is answered 401
+  --ts                 add {"ts": <ISO-8601 time of the answer>} to every answer
+  --gzip               answer with Content-Encoding: gzip
 
     python logging_http_server.py --port 8080 --log /tmp/requests.jsonl [--delay 0.1]
 """
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import gzip
 import json
 import os
 import signal
@@ -76,13 +79,20 @@ async def handle(reader, writer, args, log, throttle: Throttle) -> None:
                 answer[k] = v
             if args.noise:
                 answer.update(now=time.time(), rid=os.urandom(6).hex())
+            if args.ts:
+                answer["ts"] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) \
+                    + f".{time.time_ns() % 10**9:09d}Z"
             if args.delay:
                 await asyncio.sleep(args.delay)
             await throttle.wait()
             data = json.dumps(answer).encode()
+            coding = ""
+            if args.gzip:
+                data, coding = gzip.compress(data), "Content-Encoding: gzip\r\n"
             writer.write(
                 f"HTTP/1.1 {status} {_REASONS.get(status, 'Internal Server Error')}\r\n"
-                f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n".encode()
+                f"Content-Type: application/json\r\n{coding}"
+                f"Content-Length: {len(data)}\r\n\r\n".encode()
                 + data
             )
             await writer.drain()
@@ -106,6 +116,8 @@ async def main() -> None:
     parser.add_argument("--noise", action="store_true")
     parser.add_argument("--set-field", action="append", default=[])
     parser.add_argument("--require-header", default=None)
+    parser.add_argument("--ts", action="store_true")
+    parser.add_argument("--gzip", action="store_true")
     args = parser.parse_args()
     if args.require_header:
         name, _, value = args.require_header.partition(":")

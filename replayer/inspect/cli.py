@@ -26,6 +26,9 @@ examples:
   # requests by method, path (ids folded to {id}) and status
   rewind-inspect count --source orders-1h.jsonl.zst
 
+  # values the server made and clients carried back (ids, tokens, ETags, CSRF), as rules
+  rewind-inspect correlations --source /archive --stream orders --from -1h
+
   # check every segment of an archive against its checksum
   rewind-inspect verify --source /archive --stream orders
 
@@ -76,6 +79,15 @@ def build_parser() -> argparse.ArgumentParser:
     cnt.add_argument("--raw-paths", action="store_true",
                      help="do not fold ids in paths (/orders/123 -> /orders/{id})")
     cnt.add_argument("--jsonl", action="store_true", help="one JSON object per row")
+    cor = sub.add_parser("correlations", parents=[common, rng],
+                         help="values answers made and later requests carried back, as rules")
+    cor.add_argument("--jsonl", action="store_true", help="one JSON object per rule")
+    cor.add_argument("--top", type=int, default=50, help="rules to show")
+    cor.add_argument("--min-count", type=int, default=1, help="rules seen fewer times are left out")
+    cor.add_argument("--ttl", type=a.duration, default="10m",
+                     help="a made value is forgotten this long (capture time) after last seen")
+    cor.add_argument("--max-values", type=int, default=200_000,
+                     help="values kept at most (made, and sent by clients): bounds memory")
     sub.add_parser("verify", parents=[common], help="check every segment of an archive")
     return p
 

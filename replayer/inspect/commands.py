@@ -58,6 +58,9 @@ def run(args, out=None, err=None) -> int:
     records = source.read(window, order=args.order, stats=stats)
     if args.command == "show":
         n = _show(args, records, out)
+    elif args.command == "correlations":
+        from replayer.inspect import correlations
+        n = correlations.run(args, records, out, err)
     elif args.command == "export":
         n = export(records, Path(args.out))
         print(f"exported {n:,} records to {args.out}", file=err)

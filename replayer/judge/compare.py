@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import orjson
 
+from sidecar.contract.content_coding import decoded
 from sidecar.contract.jsonpath import parse_path as _parse_path
 
 __all__ = ["Comparer", "Outcome", "body_diffs", "parse_path"]
@@ -74,8 +75,12 @@ class Comparer:
 
 
 def body_diffs(a_body: bytes, b_body: bytes, ignore: list[tuple] = ()) -> list[str]:
-    """Every JSON path where two bodies differ (``$ (not JSON, bytes differ)`` if not JSON)."""
+    """Every JSON path where two bodies differ (``$ (not JSON, bytes differ)`` if not JSON);
+    gzip or deflate bodies are compared as their content (``content_coding.decoded``)."""
     if a_body == b_body:
+        return []
+    a_body, b_body = decoded(a_body), decoded(b_body)
+    if a_body == b_body:  # the same content, coded differently (a gzip header's time)
         return []
     if not (_MAY_BE_JSON.match(a_body) and _MAY_BE_JSON.match(b_body)):
         return ["$ (not JSON, bytes differ)"]  # spares the parse (and its exception) for text

@@ -41,6 +41,7 @@ __all__ = [
     "python_http_server",
     "self_signed_cert",
     "start_server",
+    "stateful_api",
 ]
 
 REPO = Path(__file__).resolve().parents[2]
@@ -310,6 +311,27 @@ def gunicorn_flask(worker_class: str = "sync", workers: int = 2, threads: int = 
         ]
 
     return start_server("gunicorn", argv, env=env, min_procs=1 + workers, timeout=timeout)
+
+
+def stateful_api(workers: int = 2, threads: int = 4, *, regression: bool = False,
+                 timeout: float = 30.0) -> Server:
+    """The stateful sample API (ci.stateful_api.app:app) under gunicorn gthread, a fresh SQLite
+    file in the workdir; `regression=True` sets STATEFUL_API_REGRESSION=1."""
+    env = {"STATEFUL_API_REGRESSION": "1" if regression else "0", "PYTHONUNBUFFERED": "1"}
+
+    def argv(port: int, workdir: Path) -> list[str]:
+        return [
+            sys.executable, "-m", "gunicorn",
+            "--env", f"STATEFUL_API_DB={workdir / 'stateful-api.sqlite3'}",
+            "--bind", f"{HOST}:{port}", "--chdir", str(REPO),
+            "--worker-class", "gthread", "--workers", str(workers), "--threads", str(threads),
+            "--keep-alive", "5", "--graceful-timeout", "3",
+            *_gunicorn_no_control_socket(),
+            "ci.stateful_api.app:app",
+        ]
+
+    return start_server("gunicorn-stateful", argv, env=env, min_procs=1 + workers,
+                        timeout=timeout)
 
 
 def _gunicorn_no_control_socket() -> list[str]:
