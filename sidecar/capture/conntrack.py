@@ -285,14 +285,10 @@ class ConnectionTracker:
 
     # -- records -----------------------------------------------------------------------
     def _publish(self, conn: _Conn, ex: Exchange) -> None:
-        # positional, in Record's field order (keywords cost more, and this runs per request)
-        rec = Record(
-            self.clock.to_wall(ex.req_start_ns), conn.id, conn.seq, conn.peer,
-            ex.method, ex.target, ex.version, ex.headers, ex.body, ex.body_len, ex.truncated,
-            ex.status, ex.resp_headers, ex.resp_body, ex.resp_body_len, ex.resp_truncated,
-            max(0, ex.resp_end_ns - ex.req_end_ns) // 1000 if ex.status else 0,  # latency_us
-            conn.tls,
-        )
+        rec = Record.from_exchange(
+            ex, ts_ns=self.clock.to_wall(ex.req_start_ns), conn=conn.id, seq=conn.seq,
+            client=conn.peer, tls=conn.tls,
+            latency_us=max(0, ex.resp_end_ns - ex.req_end_ns) // 1000 if ex.status else 0)
         conn.seq += 1
         self._nrequests += 1
         self._emit(rec)
