@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import structlog
 
@@ -28,6 +29,15 @@ _DIR_NAME = ("request", "response")
 _ACCEPT, _DATA, _CLOSE, _SENDFILE = int(Kind.ACCEPT), int(Kind.DATA), int(Kind.CLOSE), int(Kind.SENDFILE)
 _TLS_DATA = int(Kind.TLS_DATA)
 _INGRESS = int(Direction.INGRESS)
+
+__all__ = ["Clock", "ConnKey", "ConnectionTracker"]
+
+
+class ConnKey(NamedTuple):
+    """A server-side connection: the process and its socket's fd (the probe's key too)."""
+
+    tgid: int
+    fd: int
 
 
 class Clock:
@@ -92,7 +102,7 @@ class ConnectionTracker:
         self._find_peer = find_peer or (lambda tgid, fd: "")
         self._tls = tls
         self._log = log or structlog.get_logger("rewind.capture")
-        self._conns: dict[tuple[int, int], _Conn] = {}
+        self._conns: dict[tuple[int, int], _Conn] = {}  # (tgid, fd): a plain tuple, built per event
         self._tls_warned: set[int] = set()  # processes already named in a TLS warning
         self._bytes = (metrics.bytes.labels("request"), metrics.bytes.labels("response"))
         # hot counters, added to the metrics by flush_metrics() (once a second, by the capture
@@ -262,18 +272,18 @@ class ConnectionTracker:
             self._publish(conn, ex)
         self._m.connections.set(len(self._conns))
 
-    def expire(self, now_mono_ns: int | None = None) -> list[tuple[int, int]]:
+    def expire(self, now_mono_ns: int | None = None) -> list[ConnKey]:
         """Drop state of connections idle for longer than the idle timeout; returns their keys."""
         now = self.clock.mono() if now_mono_ns is None else now_mono_ns
-        idle = [k for k, c in self._conns.items() if now - c.last_ns > self._idle_ns]
+        idle = [ConnKey._make(k) for k, c in self._conns.items() if now - c.last_ns > self._idle_ns]
         for key in idle:
             self._finish(key, now)
             self._m.connections_expired.inc()
         return idle
 
-    def forget_processes(self, alive: Callable[[int], bool]) -> list[tuple[int, int]]:
+    def forget_processes(self, alive: Callable[[int], bool]) -> list[ConnKey]:
         """Finish connections of processes that exited (their close() is never seen)."""
-        gone = [k for k in self._conns if not alive(k[0])]
+        gone = [key for key in map(ConnKey._make, self._conns) if not alive(key.tgid)]
         for key in gone:
             self._finish(key, self.clock.mono())
         return gone

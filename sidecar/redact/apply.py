@@ -23,12 +23,13 @@ import orjson
 from sidecar.contract.record import Record
 from sidecar.redact.json_rules import apply_path
 from sidecar.redact.metrics import RULE_KINDS, RedactMetrics
-from sidecar.redact.policy import Policy
+from sidecar.redact.policy import HeaderRule, Policy
 
 __all__ = ["Masker", "Redactor", "TOKEN_RE"]
 
 TOKEN_RE = re.compile(r"rwd_[0-9a-f]{16}")
 FRAMING = frozenset({"content-length", "transfer-encoding"})
+_ALLOW_LIST = HeaderRule(action="mask", kind="allow_list")  # a header the allow list does not name
 _SCHEME = re.compile(r"^([!#$%&'*+.^_`|~0-9A-Za-z-]+)(\s+)(\S.*)$", re.S)
 
 
@@ -106,13 +107,13 @@ class Redactor:
             low = k.lower()
             hit = rules.get(low)
             if hit is None and allow is not None and low not in allow and low not in FRAMING:
-                hit = ("mask", "allow_list")
+                hit = _ALLOW_LIST
             if hit is None:
                 out.append((k, v))
                 continue
             changed = True
-            self._count[hit[1]].inc()
-            if hit[0] == "mask":
+            self._count[hit.kind].inc()
+            if hit.action == "mask":
                 out.append((k, self._header_value(low, v)))
         return out if changed else headers
 
