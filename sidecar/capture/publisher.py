@@ -88,7 +88,6 @@ class Publisher:
             (b"XADD", self.key.encode(), b"MAXLEN", b"~", str(maxlen).encode(), b"*"))
         self._client = client
         self._metrics = metrics
-        self._maxlen = maxlen
         self._queue_size = queue_size
         self._batch_size = batch_size
         self._linger = float(linger)

@@ -21,26 +21,26 @@ from urllib.parse import unquote_to_bytes
 import orjson
 
 from sidecar.contract.record import Record
+from sidecar.contract.tokens import TOKEN_HEX_DIGITS, TOKEN_PREFIX
 from sidecar.redact.json_rules import apply_path
 from sidecar.redact.metrics import RULE_KINDS, RedactMetrics
 from sidecar.redact.policy import HeaderRule, Policy
 
-__all__ = ["Masker", "Redactor", "TOKEN_RE"]
+__all__ = ["Masker", "Redactor"]
 
-TOKEN_RE = re.compile(r"rwd_[0-9a-f]{16}")
 FRAMING = frozenset({"content-length", "transfer-encoding"})
 _ALLOW_LIST = HeaderRule(action="mask", kind="allow_list")  # a header the allow list does not name
 _SCHEME = re.compile(r"^([!#$%&'*+.^_`|~0-9A-Za-z-]+)(\s+)(\S.*)$", re.S)
 
 
 class Masker:
-    """Secret bytes -> ``rwd_<16 hex>``, HMAC-SHA256 under ``key``."""
+    """Secret bytes -> ``rwd_<16 hex>`` (``sidecar.contract.tokens``), HMAC-SHA256 under ``key``."""
 
     def __init__(self, key: bytes) -> None:
         self._key = key
 
     def token(self, secret: bytes) -> str:
-        return "rwd_" + hmac.new(self._key, secret, hashlib.sha256).hexdigest()[:16]
+        return TOKEN_PREFIX + hmac.new(self._key, secret, hashlib.sha256).hexdigest()[:TOKEN_HEX_DIGITS]
 
     def text(self, secret: str) -> str:
         """A header value or target piece (latin-1: one code point per wire byte)."""
