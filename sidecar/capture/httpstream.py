@@ -302,8 +302,9 @@ class HttpConnectionParser:
         p = side.parser
         if side is self._q:
             method = p.get_method().decode("latin-1")
-            m.ex = Exchange(method, b"".join(m.url).decode("latin-1"), p.get_http_version(),
-                            m.headers, b"", 0, False, m.start, 0)
+            m.ex = Exchange(method=method, target=b"".join(m.url).decode("latin-1"),
+                            version=p.get_http_version(), headers=m.headers, body=b"", body_len=0,
+                            truncated=False, req_start_ns=m.start, req_end_ns=0)
             if method == "HEAD":
                 m.head = True
                 self._heads += 1
