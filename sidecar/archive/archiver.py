@@ -5,9 +5,10 @@ Invariants (what makes a ``kill -9`` at any instant safe, and several archivers 
 1. **Ack after durable.** An entry is XACKed only after the segment holding it is finished
    (zstd frame ended, file fsynced), renamed into its day folder (folders fsynced) and listed
    in the manifest (written, fsynced, renamed). Until then it stays pending in Redis.
-2. **Open segments are disposable.** ``tmp/<consumer>.open`` holds only un-acked entries; on
-   start-up (and when a consumer is found dead) it is deleted, and its entries are archived
-   again from the pending list.
+2. **Open segments are disposable.** ``tmp/<consumer>.open`` holds only un-acked entries, so
+   they are archived again from the pending list. It is deleted when an archiver of the folder
+   checks it (start-up, or after a write error) and finds its consumer dead or is that
+   consumer; a consumer found dead by the periodic claim leaves its file until then.
 3. **At most the newest segments hold un-acked entries** (a crash between rename and XACK).
    Re-delivered entries (this consumer's own pending list, ``XREADGROUP 0``, and entries claimed
    from dead consumers) are checked against the segments covering their ids
@@ -22,8 +23,8 @@ Invariants (what makes a ``kill -9`` at any instant safe, and several archivers 
 6. **Trimming follows archiving.** ``--trim-archived`` trims below the oldest entry that is
    pending or not yet delivered: everything below is acked, hence archived.
 7. **Dead, not slow.** Pending entries are claimed only from consumers known to be dead: their
-   lock file is free (``sidecar.archive.lock``), or, without a lock file here, Redis has not heard from
-   them for ``claim_idle_s``.
+   lock file is free (``sidecar.archive.lock``), or, without a lock file here, Redis has not
+   heard from them for ``claim_idle_s``.
 
 A failed write (disk full, read-only, I/O error) abandons the segment (nothing of it was acked),
 is logged and counted, and is retried with back-off by archiving this consumer's pending list

@@ -176,7 +176,10 @@ class ConnectionTracker:
         gap = ev.pos - expected[d]
         if gap > 0:
             self._lost(conn, d, gap, ts)
-        elif gap < 0:  # overlap: cannot happen with one writer per direction; keep the new part
+        elif gap < 0:  # bytes before the expected offset: keep only the new part
+            # Not with one writer per direction. Two threads writing one socket at once can have
+            # their chunks reach the ring buffer out of order: the later call's chunk first (its
+            # gap counted as lost above), then the earlier call's bytes, dropped here.
             data = data[-gap:]
         n = len(data)
         expected[d] += n
