@@ -15,6 +15,8 @@ from sidecar.common import cli_args as a
 from sidecar.common import logs
 from sidecar.contract.exit_codes import ArchiveExit
 
+__all__ = ["EXIT_HELP", "build_parser", "main", "parse"]
+
 EXIT_HELP = {
     ArchiveExit.OK: "stopped (SIGTERM/SIGINT, or --drain finished)",
     ArchiveExit.FAILURE: "other failure",

@@ -11,6 +11,9 @@ import textwrap
 from collections.abc import Mapping
 from enum import IntEnum
 
+__all__ = ["FALSE_WORDS", "TRUE_WORDS", "add", "boolean", "duration", "env_name", "exit_codes_help",
+           "pid_list", "port", "port_list", "size"]
+
 _SIZE = re.compile(r"^\s*(\d+)\s*([kmg]i?b?|b)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")

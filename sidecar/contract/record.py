@@ -19,6 +19,8 @@ from dataclasses import asdict, dataclass, field, fields
 
 import orjson
 
+__all__ = ["Headers", "Record", "RecordError", "SCHEMA_VERSION"]
+
 SCHEMA_VERSION = 1
 
 Headers = list[tuple[str, str]]
