@@ -576,3 +576,13 @@ def test_random_bytes_never_raise(req, resp):
     p.feed_response(resp, 2)
     p.close(3)
     _assert_clean_or_known_break(p, metrics)
+
+
+def test_of_request_sets_every_field_by_name():
+    """Exchange.of_request (the parser's per-request build) equals the keyword-built Exchange
+    of a request not yet answered, so a field it forgets or mixes up fails here."""
+    headers = [("Host", "api")]
+    got = Exchange.of_request(method="PUT", target="/a?b=1", version="1.0", headers=headers,
+                              req_start_ns=7)
+    assert got == Exchange(method="PUT", target="/a?b=1", version="1.0", headers=headers, body=b"",
+                           body_len=0, truncated=False, req_start_ns=7, req_end_ns=0)
