@@ -64,11 +64,10 @@ class Record:
 
         ``ex`` carries the request and response fields under Record's own names (``method`` ...
         ``resp_truncated``: ``sidecar.capture.httpstream.Exchange``); the rest come as keywords.
-        Every field is set by name, as ``Record(ts_ns=..., ...)`` would, but that call takes 18
-        keywords, and CPython 3.11 passes a call of more than 15 keywords through a dict: about
-        1.4 us more per request on the capture path (ci/bench/sidecar_cpu.py). A field added to
-        Record and not set here fails loudly (AttributeError on read; tests/unit/test_record.py).
-        """
+        Every field is set by name, as ``Record(ts_ns=..., ...)`` would, but that call costs
+        about 1.4 us more per request on the capture path (ci/bench/sidecar_cpu.py): CPython
+        3.11 passes a class's keyword arguments through a dict. A field added to Record and not
+        set here fails loudly (AttributeError on read; tests/unit/test_record.py pins it)."""
         r = _new(cls)
         r.v = SCHEMA_VERSION
         r.ts_ns = ts_ns
