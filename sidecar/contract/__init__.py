@@ -9,6 +9,7 @@ nothing here imports another part of rewind. Every module is public (its ``__all
 - ``segments``, ``manifest``: the archive's files (``SegmentWriter``, ``Manifest`` ...)
 - ``archive_progress``: ``group_state``, how far the archiver's group got
 - ``jsonpath``: ``parse_path``, the JSON paths of redaction rules and ``--ignore``
+- ``content_coding``: ``decoded``, a gzip/deflate/br body as its content
 - ``tokens``: ``TOKEN_RE``, the masked-token format
 - ``exit_codes``: one ``IntEnum`` per command
 
