@@ -3,7 +3,9 @@
  * It copies the bytes that the watched server processes read from and write to their accepted
  * TCP connections, and nothing else: what a connection is and which ones to watch is decided in
  * userspace (sidecar/capture/targets.py seeds `listeners` and already-open `conns`); HTTP is parsed in
- * userspace too. Every event that cannot be delivered is counted in `drops`.
+ * userspace too. Every event that cannot be delivered is counted in `drops`, with one exception:
+ * bytes a call moved beyond the iovec entries looked at (see emit_run) are not emitted and not
+ * counted here; userspace sees them as a gap and counts them as lost bytes.
  *
  * With --tls, userspace also attaches the uprobes at the end of this file to the libssl of the
  * target processes: they copy the plaintext of SSL_read/SSL_write, and the raw (encrypted) bytes
@@ -336,7 +338,13 @@ static __always_inline int emit_run(void *ctx, int tls)
         if (st->remaining == 0)
             break;
         if (st->buf_left == 0) {
-            if (st->iov_left == 0) {  /* iovecs hold fewer bytes than returned: cannot happen */
+            /* The iovec entries looked at hold fewer bytes than the call moved. It happens:
+             * a readv/writev/recvmsg/sendmsg with more than MAX_IOV entries (only the first
+             * MAX_IOV are opened), or an iovec array another thread changed during the call.
+             * The rest of the call's bytes are not emitted and no drop is counted; userspace
+             * sees the gap at the connection's next chunk or at its close (the offsets moved
+             * by the whole call) and counts it in rewind_capture_lost_bytes_total. */
+            if (st->iov_left == 0) {
                 emit_flush(ev, st);
                 return 0;
             }

@@ -24,7 +24,8 @@
 #define MAX_CONNS 65536
 #endif
 
-/* iovec entries looked at per readv/writev/recvmsg/sendmsg. */
+/* iovec entries looked at per readv/writev/recvmsg/sendmsg; bytes in later entries are not
+ * emitted (userspace sees them as lost bytes, see emit_run in capture.bpf.c). */
 #ifndef MAX_IOV
 #define MAX_IOV 64
 #endif

@@ -5,9 +5,10 @@ Invariants (what makes a ``kill -9`` at any instant safe, and several archivers 
 1. **Ack after durable.** An entry is XACKed only after the segment holding it is finished
    (zstd frame ended, file fsynced), renamed into its day folder (folders fsynced) and listed
    in the manifest (written, fsynced, renamed). Until then it stays pending in Redis.
-2. **Open segments are disposable.** ``tmp/<consumer>.open`` holds only un-acked entries; on
-   start-up (and when a consumer is found dead) it is deleted, and its entries are archived
-   again from the pending list.
+2. **Open segments are disposable.** ``tmp/<consumer>.open`` holds only un-acked entries, so
+   they are archived again from the pending list. It is deleted when an archiver of the folder
+   checks it (start-up, or after a write error) and finds its consumer dead or is that
+   consumer; a consumer found dead by the periodic claim leaves its file until then.
 3. **At most the newest segments hold un-acked entries** (a crash between rename and XACK).
    Re-delivered entries (this consumer's own pending list, ``XREADGROUP 0``, and entries claimed
    from dead consumers) are checked against the segments covering their ids
@@ -16,14 +17,14 @@ Invariants (what makes a ``kill -9`` at any instant safe, and several archivers 
 4. **The manifest is derivable.** A segment installed but not listed (crash in between) is
    verified and listed at start-up; a listed segment that fails its checksum is set aside and
    its id range archived again from Redis (entries still in the stream, acked, and not in any
-   other segment), see ``archive_recovery``.
+   other segment), see ``sidecar.archive.recovery``.
 5. **Ids increase within a segment.** An entry whose id is not above the open segment's last id
    (a re-delivered or repaired one) closes the segment first, so readers merge segments by id.
 6. **Trimming follows archiving.** ``--trim-archived`` trims below the oldest entry that is
    pending or not yet delivered: everything below is acked, hence archived.
 7. **Dead, not slow.** Pending entries are claimed only from consumers known to be dead: their
-   lock file is free (``consumer_lock``), or, without a lock file here, Redis has not heard from
-   them for ``claim_idle_s``.
+   lock file is free (``sidecar.archive.lock``), or, without a lock file here, Redis has not
+   heard from them for ``claim_idle_s``.
 
 A failed write (disk full, read-only, I/O error) abandons the segment (nothing of it was acked),
 is logged and counted, and is retried with back-off by archiving this consumer's pending list
@@ -37,7 +38,6 @@ import errno
 import os
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
@@ -45,11 +45,12 @@ import redis
 import structlog
 from redis.backoff import ExponentialBackoff
 
+from sidecar.archive.config import ArchiverConfig
 from sidecar.archive.group import ArchiveGroup, Entry
+from sidecar.archive.lock import ConsumerLocks
 from sidecar.archive.metrics import ArchiveMetrics
 from sidecar.archive.recovery import ArchivedIndex, recover_folder
 from sidecar.archive.upkeep import Upkeep
-from sidecar.archive.lock import ConsumerLocks
 from sidecar.contract.manifest import Manifest
 from sidecar.contract.record import RecordError
 from sidecar.contract.archive_lines import entry_line
@@ -60,28 +61,6 @@ from sidecar.common.redis_client import RETRYABLE_ERRORS
 __all__ = ["ArchiveWriteFailed", "Archiver", "ArchiverConfig", "SegmentWriteError"]
 
 BACKOFF = ExponentialBackoff(cap=10.0, base=0.1)
-
-
-@dataclass
-class ArchiverConfig:
-    stream: str
-    root: Path  # this stream's archive folder: <--out>/<stream>
-    consumer: str
-    segment_bytes: int = 64 << 20  # JSON Lines bytes before compression
-    segment_seconds: float = 60.0
-    batch: int = 1000
-    block_ms: int = 1000
-    level: int = 3
-    threads: int = 0  # zstd worker threads (0: compress in the calling thread)
-    trim_archived: bool = False
-    trim_keep_s: float = 0.0
-    keep_days: float | None = None
-    claim_interval_s: float = 30.0
-    claim_idle_s: float = 600.0
-    write_retry_for_s: float = 300.0
-    verify_all: bool = False
-    lock_wait_s: float = 0.0
-    stream_maxlen: int | None = None  # the capture's --maxlen, for the stream-length gauges
 
 
 class SegmentWriteError(Exception):
@@ -112,7 +91,9 @@ class Archiver:
         self._writer: SegmentWriter | None = None
         self._seg_ids: list[bytes] = []
         self._unacked: list[bytes] = []  # in listed segments, XACK not yet confirmed
-        self.upkeep = Upkeep(self)
+        self.upkeep = Upkeep(config, group=self.group, locks=self.locks, manifest=self.manifest,
+                             metrics=self.metrics, log=self.log, segments=self,
+                             monotonic=monotonic)
         self.archived = 0  # records this process archived
 
     # -- life cycle ------------------------------------------------------------------------
@@ -135,7 +116,8 @@ class Archiver:
                     self.resync()
                     resync = False
                 self._flush_acks()
-                self.upkeep.tick()
+                if self.upkeep.tick():  # entries taken over from dead consumers: archive them
+                    self.drain_own()
                 entries = self.group.read_new(self.cfg.batch, self._block_ms(drain))
                 if entries:
                     self.write(entries)
@@ -216,7 +198,7 @@ class Archiver:
         while entries := self.group.read_own_pending(after, self.cfg.batch):
             self.write(entries, index=index)
             total += len(entries)
-            after = parse_id(entries[-1][0])
+            after = parse_id(entries[-1].id)
         self.close_segment()
         if total:
             self.log.info("archive.pending_drained", entries=total)
@@ -225,7 +207,7 @@ class Archiver:
     def write(self, entries: list[Entry], index: ArchivedIndex | None = None) -> None:
         archived: set[str] = set()
         if index is not None:
-            archived = index.ids_in(parse_id(entries[0][0]), parse_id(entries[-1][0]))
+            archived = index.ids_in(parse_id(entries[0].id), parse_id(entries[-1].id))
         ack_now: list[bytes] = []
         for eid, fields in entries:
             if not fields:  # deleted from the stream (MAXLEN trimming) before it was archived
@@ -239,7 +221,7 @@ class Archiver:
                 ack_now.append(eid)
                 continue
             try:
-                line, ts = entry_line(eid, fields)
+                out = entry_line(eid, fields)
             except RecordError as exc:
                 self._reject(eid, fields, exc)
                 ack_now.append(eid)
@@ -252,7 +234,7 @@ class Archiver:
             if w is None:
                 w = self._open_segment()
             try:
-                w.append(sid, ts, line)
+                w.append(sid, out.ts_ns, out.line)
             except OSError as exc:
                 raise SegmentWriteError(exc) from exc
             self._seg_ids.append(eid)

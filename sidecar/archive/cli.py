@@ -13,6 +13,18 @@ import structlog
 
 from sidecar.common import cli_args as a
 from sidecar.common import logs
+from sidecar.contract.exit_codes import ArchiveExit
+
+__all__ = ["EXIT_HELP", "build_parser", "main", "parse"]
+
+EXIT_HELP = {
+    ArchiveExit.OK: "stopped (SIGTERM/SIGINT, or --drain finished)",
+    ArchiveExit.FAILURE: "other failure",
+    ArchiveExit.USAGE: "bad arguments (or the metrics port in use)",
+    ArchiveExit.FOLDER: "--out unusable or --consumer already running",
+    ArchiveExit.WRITES: "segment writes kept failing for --write-retry-for (nothing unarchived "
+                        "was acked)",
+}
 
 EXAMPLES = """\
 examples:
@@ -29,13 +41,7 @@ examples:
   # archive what is in the stream now, then exit (a batch job)
   rewind-archive --stream orders --out /archive --drain
 
-exit codes: 0 stopped (SIGTERM/SIGINT, or --drain finished), 2 bad arguments,
-  3 --out unusable or --consumer already running, 4 segment writes kept failing for
-  --write-retry-for (nothing unarchived was acked), 1 other failure
-"""
-
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_FOLDER, EXIT_WRITES = 0, 1, 2, 3, 4
-_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}
+""" + a.exit_codes_help(EXIT_HELP)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -95,13 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     p = build_parser()
-    args = p.parse_args(argv)
-    for flag in ("trim_archived", "drain"):  # a REWIND_* value arrives as a string
-        value = getattr(args, flag)
-        if isinstance(value, str):
-            if value.strip().lower() not in _TRUE | _FALSE:
-                p.error(f"REWIND_{flag.upper()} must be 1/0, true/false, yes/no, got {value!r}")
-            setattr(args, flag, value.strip().lower() in _TRUE)
+    args = p.parse_args(argv)  # REWIND_TRIM_ARCHIVED, REWIND_DRAIN: cli_args.add reads them
     from sidecar.archive.lock import check_name
     from sidecar.contract.streams import stream_key
     from sidecar.common.redis_client import connect
@@ -163,11 +163,11 @@ def main(argv: list[str] | None = None) -> int:
         archiver.open()
     except ConsumerBusy as exc:
         log.error("archive.consumer_busy", error=str(exc))
-        return EXIT_FOLDER
+        return ArchiveExit.FOLDER
     except OSError as exc:
         log.error("archive.out_unusable", out=str(root), error=str(exc),
                   hint="--out must be a writable folder (check the volume, its mode, free space)")
-        return EXIT_FOLDER
+        return ArchiveExit.FOLDER
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
                 metrics.serve(args.metrics_port, args.metrics_addr)
             except OSError as exc:
                 log.error("archive.metrics_port", port=args.metrics_port, error=str(exc))
-                return EXIT_USAGE
+                return ArchiveExit.USAGE
         log.info("archive.started", stream=args.stream, out=str(root), consumer=args.consumer,
                  redis=redact_url(args.redis), segment_bytes=args.segment_bytes,
                  segment_seconds=args.segment_seconds, trim_archived=args.trim_archived,
@@ -187,15 +187,15 @@ def main(argv: list[str] | None = None) -> int:
         except ArchiveWriteFailed as exc:
             log.error("archive.gave_up", error=str(exc), after_s=args.write_retry_for,
                       note="nothing unarchived was acked; restart once --out is writable")
-            return EXIT_WRITES
+            return ArchiveExit.WRITES
         except Exception as exc:  # noqa: BLE001 -- one structured line, then exit 1
             log.exception("archive.failed", error=f"{type(exc).__name__}: {exc}",
                           note="entries not yet archived stay pending in Redis")
-            return EXIT_FAILURE
+            return ArchiveExit.FAILURE
     finally:
         archiver.close()
     log.info("archive.stopped", records=archiver.archived)
-    return EXIT_OK
+    return ArchiveExit.OK
 
 
 

@@ -9,13 +9,14 @@ id below which everything is archived (for ``XTRIM MINID``).
 Why not ``XAUTOCLAIM``: it takes idle entries from *any* consumer, including a live sibling
 whose open segment holds them (entries stay pending until their segment closes, up to
 ``--segment-seconds``); a claim there would write them twice. Claims here are per consumer and
-only from consumers known to be dead (see ``consumer_lock``).
+only from consumers known to be dead (see ``sidecar.archive.lock``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import redis
 
@@ -25,18 +26,32 @@ from sidecar.contract.streams import ARCHIVER_GROUP, stream_key
 
 __all__ = ["ArchiveGroup", "Consumer", "Entry", "GroupState"]
 
-Entry = tuple[bytes, dict[bytes, bytes]]  # (id, fields); fields == {} when deleted from the stream
 ACK_CHUNK = 5000
+
+
+class Entry(NamedTuple):
+    """A stream entry as read from Redis."""
+
+    id: bytes
+    fields: dict[bytes, bytes]  # {} when the entry was deleted from the stream (trimmed)
+
+
+def _entries(rows) -> list[Entry]:
+    return list(map(Entry._make, rows))
 
 
 @dataclass(frozen=True)
 class Consumer:
+    """A consumer of the group, as ``XINFO CONSUMERS`` lists it."""
+
     name: str
     pending: int
     idle_ms: int
 
 
 class ArchiveGroup:
+    """Every command the archiver sends for one consumer of the group on one stream."""
+
     def __init__(self, client: redis.Redis, stream: str, consumer: str,
                  group: str = ARCHIVER_GROUP) -> None:
         self.client = client
@@ -59,13 +74,13 @@ class ArchiveGroup:
         """Entries never delivered to the group, oldest first (``XREADGROUP >``)."""
         resp = self.client.xreadgroup(self.group, self.consumer, {self.key: ">"},
                                       count=count, block=block_ms)
-        return resp[0][1] if resp else []
+        return _entries(resp[0][1]) if resp else []
 
     def read_own_pending(self, after: StreamId, count: int) -> list[Entry]:
         """This consumer's pending entries with id > ``after``, oldest first."""
         resp = self.client.xreadgroup(self.group, self.consumer, {self.key: format_id(after)},
                                       count=count)
-        return resp[0][1] if resp else []
+        return _entries(resp[0][1]) if resp else []
 
     def consumers(self) -> list[Consumer]:
         try:
@@ -120,17 +135,17 @@ class ArchiveGroup:
         return out
 
     def xrange(self, lo: StreamId, hi: StreamId, count: int) -> list[Entry]:
-        return self.client.xrange(self.key, format_id(lo), format_id(hi), count=count)
+        return _entries(self.client.xrange(self.key, format_id(lo), format_id(hi), count=count))
 
     def first_id(self) -> StreamId | None:
         """The stream's oldest entry id (None when empty or missing)."""
-        first = self.client.xrange(self.key, "-", "+", count=1)
-        return parse_id(first[0][0]) if first else None
+        first = _entries(self.client.xrange(self.key, "-", "+", count=1))
+        return parse_id(first[0].id) if first else None
 
     def head(self) -> StreamId | None:
         """The stream's newest entry id (None when empty or missing)."""
-        last = self.client.xrevrange(self.key, "+", "-", count=1)
-        return parse_id(last[0][0]) if last else None
+        last = _entries(self.client.xrevrange(self.key, "+", "-", count=1))
+        return parse_id(last[0].id) if last else None
 
     def length(self) -> int:
         """``XLEN``: entries in the stream (0 when it does not exist)."""

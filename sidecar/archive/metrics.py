@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, ProcessCollector, start_http_server
 
+__all__ = ["LOST_REASONS", "WRITE_ERROR_KINDS", "ArchiveMetrics"]
+
 WRITE_ERROR_KINDS = ("no_space", "read_only", "permission", "io", "other")
 LOST_REASONS = ("deleted_before_archived", "corrupt_segment_trimmed")
 

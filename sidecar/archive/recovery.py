@@ -29,7 +29,7 @@ from sidecar.archive.lock import ConsumerLocks
 from sidecar.contract.manifest import MANIFEST, Manifest, ManifestError, ManifestState
 from sidecar.contract.archive_lines import line_id
 from sidecar.contract.segments import SUFFIX, SegmentError, SegmentInfo, fsync_dir, iter_lines, verify
-from sidecar.contract.stream_ids import StreamId, parse_id
+from sidecar.contract.stream_ids import StreamId
 
 __all__ = ["ArchivedIndex", "RecoveryReport", "recover_folder"]
 
@@ -172,10 +172,6 @@ class ArchivedIndex:
         for seg in self.state.overlapping(lo, hi):
             out |= self._ids(seg)
         return out
-
-    def contains(self, entry_id: str) -> bool:
-        i = parse_id(entry_id)
-        return any(entry_id in self._ids(s) for s in self.state.overlapping(i, i))
 
     def _ids(self, seg: SegmentInfo) -> frozenset[str]:
         ids = self._cache.get(seg.file)

@@ -14,6 +14,15 @@ import structlog
 
 from sidecar.common import cli_args as a
 from sidecar.common import logs
+from sidecar.contract.exit_codes import CaptureExit
+
+EXIT_HELP = {
+    CaptureExit.OK: "done (--duration reached, or SIGTERM/SIGINT)",
+    CaptureExit.FAILURE: "other failure",
+    CaptureExit.USAGE: "bad arguments (a flag, the redaction policy or key file, the metrics port "
+                       "in use)",
+    CaptureExit.PROBE: "the probe could not be loaded",
+}
 
 EXAMPLES = """\
 examples:
@@ -33,11 +42,7 @@ examples:
   rewind-capture --port 8080 --stream orders --redact-policy redact.yaml --redact-key-file /keys/hmac
   rewind-capture --redact-check redact.yaml
 
-exit codes: 0 done, 2 bad arguments, 3 the probe could not be loaded, 1 other failure
-"""
-
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_PROBE = 0, 1, 2, 3
-_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}
+""" + a.exit_codes_help(EXIT_HELP)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -100,12 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     p = build_parser()
-    args = p.parse_args(argv)
-    # defaults (and REWIND_* values) are strings: argparse converts them with `type`
-    if isinstance(args.tls, str):  # REWIND_TLS arrives as a string
-        if args.tls.strip().lower() not in _TRUE | _FALSE:
-            p.error(f"REWIND_TLS must be 1/0, true/false, yes/no, got {args.tls!r}")
-        args.tls = args.tls.strip().lower() in _TRUE
+    args = p.parse_args(argv)  # REWIND_TLS is read in cli_args.add, with cli_args.boolean
     pages = args.ringbuf_size // 4096
     if args.ringbuf_size < 4096 or pages & (pages - 1):
         p.error(f"--ringbuf-size must be a power of two of at least 4KiB, got {args.ringbuf_size}")
@@ -131,10 +131,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     from sidecar.redact.setup import RedactConfigError, load_settings
     try:  # a malformed policy or key stops here, before the probe is loaded
-        policy, key, key_origin = load_settings(args.redact_policy, args.redact_key_file)
+        redact = load_settings(args.redact_policy, args.redact_key_file)
     except RedactConfigError as exc:
         print(f"rewind-capture: {exc}", file=sys.stderr)  # one line, exit 2
-        return EXIT_USAGE
+        return CaptureExit.USAGE
     logs.configure(args.log_level, json={"auto": None, "json": True, "console": False}[args.log_format])
     log = structlog.get_logger("rewind.capture")
 
@@ -151,20 +151,21 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.print_bpf:
         print(probe_factory(lambda raw: None).compiled_source())
-        return EXIT_OK
+        return CaptureExit.OK
 
     try:
         client = connect(args.redis)
     except ValueError as exc:
         print(f"rewind-capture: --redis: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return CaptureExit.USAGE
 
     metrics = CaptureMetrics()
     publisher = Publisher(client, args.stream, metrics=metrics, maxlen=args.maxlen,
                           queue_size=args.queue_size, log=log)
     from sidecar.redact.setup import RedactingPublisher, log_start
-    log_start(log, policy, key_origin)
-    redacting = RedactingPublisher(publisher, policy, key, registry=metrics.registry, log=log)
+    log_start(log, redact.policy, redact.key_origin)
+    redacting = RedactingPublisher(publisher, redact.policy, redact.key, registry=metrics.registry,
+                                   log=log)
     capture = Capture(
         CaptureConfig(port=args.port, node=args.node, max_body=args.max_body,
                       max_header_bytes=args.max_header_bytes, idle_timeout_s=args.idle_timeout,
@@ -184,14 +185,14 @@ def main(argv: list[str] | None = None) -> int:
         capture.start()
     except ProbeError as exc:
         log.error("capture.probe_failed", error=str(exc))
-        return EXIT_PROBE
+        return CaptureExit.PROBE
     if args.metrics_port:
         try:
             metrics.serve(args.metrics_port, args.metrics_addr)
         except OSError as exc:
             log.error("capture.metrics_port", port=args.metrics_port, error=str(exc))
             capture.close()
-            return EXIT_USAGE
+            return CaptureExit.USAGE
     # Everything built so far lives as long as the process: keep it out of the cyclic garbage
     # collector's full passes, which otherwise rescan it while records pile up in the queue
     # (about 5 us of CPU per request at full load, ci/bench/sidecar_cpu.py).
@@ -205,12 +206,10 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         publisher.stop(timeout=10.0)
         capture.close()
-    log.info(
-        "capture.stopped",
-        requests=int(metrics.requests._value.get()),
-        published=int(metrics.published._value.get()),
-    )
-    return EXIT_OK
+    read = metrics.registry.get_sample_value
+    log.info("capture.stopped", requests=int(read("rewind_capture_requests_total")),
+             published=int(read("rewind_capture_published_records_total")))
+    return CaptureExit.OK
 
 
 

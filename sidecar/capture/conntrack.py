@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import structlog
 
@@ -28,6 +29,15 @@ _DIR_NAME = ("request", "response")
 _ACCEPT, _DATA, _CLOSE, _SENDFILE = int(Kind.ACCEPT), int(Kind.DATA), int(Kind.CLOSE), int(Kind.SENDFILE)
 _TLS_DATA = int(Kind.TLS_DATA)
 _INGRESS = int(Direction.INGRESS)
+
+__all__ = ["Clock", "ConnKey", "ConnectionTracker"]
+
+
+class ConnKey(NamedTuple):
+    """A server-side connection: the process and its socket's fd (the probe's key too)."""
+
+    tgid: int
+    fd: int
 
 
 class Clock:
@@ -92,7 +102,7 @@ class ConnectionTracker:
         self._find_peer = find_peer or (lambda tgid, fd: "")
         self._tls = tls
         self._log = log or structlog.get_logger("rewind.capture")
-        self._conns: dict[tuple[int, int], _Conn] = {}
+        self._conns: dict[tuple[int, int], _Conn] = {}  # (tgid, fd): a plain tuple, built per event
         self._tls_warned: set[int] = set()  # processes already named in a TLS warning
         self._bytes = (metrics.bytes.labels("request"), metrics.bytes.labels("response"))
         # hot counters, added to the metrics by flush_metrics() (once a second, by the capture
@@ -166,7 +176,10 @@ class ConnectionTracker:
         gap = ev.pos - expected[d]
         if gap > 0:
             self._lost(conn, d, gap, ts)
-        elif gap < 0:  # overlap: cannot happen with one writer per direction; keep the new part
+        elif gap < 0:  # bytes before the expected offset: keep only the new part
+            # Not with one writer per direction. Two threads writing one socket at once can have
+            # their chunks reach the ring buffer out of order: the later call's chunk first (its
+            # gap counted as lost above), then the earlier call's bytes, dropped here.
             data = data[-gap:]
         n = len(data)
         expected[d] += n
@@ -262,18 +275,18 @@ class ConnectionTracker:
             self._publish(conn, ex)
         self._m.connections.set(len(self._conns))
 
-    def expire(self, now_mono_ns: int | None = None) -> list[tuple[int, int]]:
+    def expire(self, now_mono_ns: int | None = None) -> list[ConnKey]:
         """Drop state of connections idle for longer than the idle timeout; returns their keys."""
         now = self.clock.mono() if now_mono_ns is None else now_mono_ns
-        idle = [k for k, c in self._conns.items() if now - c.last_ns > self._idle_ns]
+        idle = [ConnKey._make(k) for k, c in self._conns.items() if now - c.last_ns > self._idle_ns]
         for key in idle:
             self._finish(key, now)
             self._m.connections_expired.inc()
         return idle
 
-    def forget_processes(self, alive: Callable[[int], bool]) -> list[tuple[int, int]]:
+    def forget_processes(self, alive: Callable[[int], bool]) -> list[ConnKey]:
         """Finish connections of processes that exited (their close() is never seen)."""
-        gone = [k for k in self._conns if not alive(k[0])]
+        gone = [key for key in map(ConnKey._make, self._conns) if not alive(key.tgid)]
         for key in gone:
             self._finish(key, self.clock.mono())
         return gone
@@ -285,14 +298,10 @@ class ConnectionTracker:
 
     # -- records -----------------------------------------------------------------------
     def _publish(self, conn: _Conn, ex: Exchange) -> None:
-        # positional, in Record's field order (keywords cost more, and this runs per request)
-        rec = Record(
-            self.clock.to_wall(ex.req_start_ns), conn.id, conn.seq, conn.peer,
-            ex.method, ex.target, ex.version, ex.headers, ex.body, ex.body_len, ex.truncated,
-            ex.status, ex.resp_headers, ex.resp_body, ex.resp_body_len, ex.resp_truncated,
-            max(0, ex.resp_end_ns - ex.req_end_ns) // 1000 if ex.status else 0,  # latency_us
-            conn.tls,
-        )
+        rec = Record.from_exchange(
+            ex, ts_ns=self.clock.to_wall(ex.req_start_ns), conn=conn.id, seq=conn.seq,
+            client=conn.peer, tls=conn.tls,
+            latency_us=max(0, ex.resp_end_ns - ex.req_end_ns) // 1000 if ex.status else 0)
         conn.seq += 1
         self._nrequests += 1
         self._emit(rec)

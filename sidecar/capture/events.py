@@ -1,6 +1,7 @@
 """The Python mirror of ``struct event`` (bpf/capture.h) and the decoding of raw ring-buffer
-records into ``Event`` tuples. tests/bpf/test_layout.py checks the size against the compiled
-program, so the two never drift."""
+records into ``Event`` tuples. tests/bpf/test_layout.py compiles capture.h with the probe's flags
+and checks every field (offset, size, signedness), the decoder's format and the enums against
+this module, so the two cannot drift unnoticed."""
 
 from __future__ import annotations
 

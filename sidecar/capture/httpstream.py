@@ -31,6 +31,7 @@ from sidecar.contract.record import Headers
 __all__ = ["Exchange", "HttpConnectionParser"]
 
 _ZEROS = bytes(65536)  # placeholder bytes fed for a gap inside a body
+_new = object.__new__  # an instance without running __init__ (Exchange.of_request sets every field)
 _HTTP = b"HTTP/"
 
 
@@ -53,6 +54,30 @@ class Exchange:
     resp_body_len: int = 0
     resp_truncated: bool = False
     resp_end_ns: int = 0  # ts of the feed carrying the response's last byte
+
+    @classmethod
+    def of_request(cls, *, method: str, target: str, version: str, headers: Headers,
+                   req_start_ns: int) -> Exchange:
+        """A request whose headers are complete: body and response still to come. Every field
+        is set by name; the same call through ``Exchange(method=..., ...)`` costs about 0.3 us
+        more per request, as CPython 3.11 passes a class's keyword arguments through a dict."""
+        e = _new(cls)
+        e.method = method
+        e.target = target
+        e.version = version
+        e.headers = headers
+        e.body = b""
+        e.body_len = 0
+        e.truncated = False
+        e.req_start_ns = req_start_ns
+        e.req_end_ns = 0
+        e.status = 0
+        e.resp_headers = []
+        e.resp_body = b""
+        e.resp_body_len = 0
+        e.resp_truncated = False
+        e.resp_end_ns = 0
+        return e
 
 
 class _Stop(Exception):
@@ -302,8 +327,9 @@ class HttpConnectionParser:
         p = side.parser
         if side is self._q:
             method = p.get_method().decode("latin-1")
-            m.ex = Exchange(method, b"".join(m.url).decode("latin-1"), p.get_http_version(),
-                            m.headers, b"", 0, False, m.start, 0)
+            m.ex = Exchange.of_request(method=method, target=b"".join(m.url).decode("latin-1"),
+                                       version=p.get_http_version(), headers=m.headers,
+                                       req_start_ns=m.start)
             if method == "HEAD":
                 m.head = True
                 self._heads += 1

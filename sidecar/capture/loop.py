@@ -97,7 +97,7 @@ class Capture:
             "capture.ready",
             port=self.cfg.port,
             processes=sorted(found),
-            listeners=self._m.listeners._value.get(),
+            listeners=int(self._m.registry.get_sample_value("rewind_capture_listeners")),
             seeded=len(self.tracker),
         )
         if not found:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, ProcessCollector, start_http_server
 
+__all__ = ["KERNEL_DROP_REASONS", "CaptureMetrics"]
+
 # Reasons the kernel side drops an event; the index is the key of the BPF `drops` map and must
 # match `enum drop_reason` in bpf/capture.h.
 KERNEL_DROP_REASONS = (

@@ -1,11 +1,18 @@
-"""Argument helpers shared by rewind's commands: every flag also reads ``REWIND_<FLAG>``, sizes
-take binary suffixes, durations take s/m/h. Bad values fail before any work starts."""
+"""Argument helpers shared by rewind's commands: every flag also reads ``REWIND_<FLAG>`` (a yes/no
+flag through ``boolean``), sizes take binary suffixes, durations take s/m/h, and the exit-code
+paragraph of ``--help`` is made from the command's enum. Bad values fail before any work starts."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import re
+import textwrap
+from collections.abc import Mapping
+from enum import IntEnum
+
+__all__ = ["FALSE_WORDS", "TRUE_WORDS", "add", "boolean", "duration", "env_name", "exit_codes_help",
+           "pid_list", "port", "port_list", "size"]
 
 _SIZE = re.compile(r"^\s*(\d+)\s*([kmg]i?b?|b)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
@@ -19,10 +26,20 @@ def env_name(flag: str) -> str:
 
 
 def add(parser: argparse.ArgumentParser, flag: str, *, help: str, **kw) -> None:
-    """``parser.add_argument`` whose default comes from the flag's environment variable."""
+    """``parser.add_argument`` whose default comes from the flag's environment variable.
+
+    A yes/no flag (``action="store_true"``) reads its variable with ``boolean``; a value that is
+    not yes or no stops the command here (exit 2, naming the variable). Other values stay text
+    and go through the flag's ``type`` when argparse parses."""
     env = env_name(flag)
     if env in os.environ:
-        kw["default"] = os.environ[env]
+        value: str | bool = os.environ[env]
+        if kw.get("action") == "store_true":
+            try:
+                value = boolean(value)
+            except argparse.ArgumentTypeError as exc:
+                parser.error(f"{env}: {exc}")
+        kw["default"] = value
         kw.pop("required", None)
     shown = kw.get("default")
     suffix = f" [env {env}" + (f"; default {shown}" if shown not in (None, "", False) else "") + "]"
@@ -94,3 +111,15 @@ def pid_list(text: str) -> set[int]:
     if not pids or min(pids) <= 0:
         raise argparse.ArgumentTypeError(f"not a list of process ids: {text!r}")
     return pids
+
+
+def exit_codes_help(texts: Mapping[IntEnum, str], *, title: str = "exit codes") -> str:
+    """The exit-code paragraph of a command's ``--help``, made from its enum in
+    ``sidecar.contract.exit_codes``: ``texts`` gives each code's meaning and must name every
+    member of each enum its keys come from (a code added to an enum fails until it is described)."""
+    for enum in {type(code) for code in texts}:
+        missing = [m.name for m in enum if m not in texts]
+        if missing:
+            raise ValueError(f"{enum.__name__}: no help text for {', '.join(missing)}")
+    body = "; ".join(f"{int(code)} {text}" for code, text in sorted(texts.items()))
+    return textwrap.fill(f"{title}: {body}", width=96, break_on_hyphens=False) + "\n"

@@ -7,6 +7,8 @@ import sys
 
 import structlog
 
+__all__ = ["configure"]
+
 
 def configure(level: str = "info", json: bool | None = None, stream=None) -> None:
     """Configure structlog once per process; ``json=None`` picks JSON unless stderr is a TTY."""

@@ -6,7 +6,7 @@ Capture, the archiver and the replayer all reach Redis through ``connect()``; st
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import redis
 from redis.backoff import ExponentialBackoff
@@ -27,8 +27,6 @@ RETRYABLE_ERRORS: tuple[type[Exception], ...] = (redis.ConnectionError, redis.Ti
 COMMAND_RETRIES = 2
 COMMAND_BACKOFF = ExponentialBackoff(cap=0.5, base=0.025)  # 0.05 s, then 0.1 s
 HEALTH_CHECK_INTERVAL = 30  # seconds idle before a pooled connection is PINGed before use
-
-
 
 
 def connect(url: str, *, socket_timeout: float = 5.0) -> redis.Redis:
@@ -57,7 +55,7 @@ def _check_url(url: str) -> None:
     if not isinstance(url, str) or not url:
         raise ValueError(f"Redis URL must be a non-empty string like {DEFAULT_URL!r}, got {url!r}")
     parts = urlsplit(url)
-    shown = _redact(url, parts)
+    shown = redact_url(url)
     if parts.scheme not in URL_SCHEMES:
         raise ValueError(
             f"Redis URL {shown!r} must start with redis://, rediss:// or unix:// "
@@ -83,12 +81,15 @@ def _check_url(url: str) -> None:
 
 
 def redact_url(url: str) -> str:
-    """A Redis URL fit for logs: user and password replaced by ``***``."""
-    if "@" not in url:
+    """A Redis URL fit for logs and messages: what redis-py would read as credentials, the user
+    and password before ``@`` and a ``password=`` query value, replaced by ``***``."""
+    parts = urlsplit(url)
+    netloc, query = parts.netloc, parts.query
+    if "@" in netloc:
+        netloc = "***@" + netloc.rsplit("@", 1)[1]
+    if query:
+        query = "&".join("password=***" if q.partition("=")[0] == "password" else q
+                         for q in query.split("&"))
+    if (netloc, query) == (parts.netloc, parts.query):
         return url
-    scheme, rest = url.split("://", 1) if "://" in url else ("", url)
-    return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
-
-
-def _redact(url: str, parts) -> str:
-    return url.replace(f":{parts.password}@", ":***@", 1) if parts.password else url
+    return urlunsplit(parts._replace(netloc=netloc, query=query))

@@ -17,19 +17,35 @@ from __future__ import annotations
 
 import base64
 import binascii
+from typing import NamedTuple
 
 import orjson
 
 from sidecar.contract.record import SCHEMA_VERSION, Record, RecordError
 
-__all__ = ["entry_line", "line_id", "line_record", "line_ts", "parse_line", "record_line"]
+__all__ = ["ArchiveLine", "EntryLine", "entry_line", "line_id", "line_record", "line_ts", "parse_line",
+           "record_line"]
 
 _b64 = base64.b64encode
 _b64d = base64.b64decode
 
 
-def entry_line(entry_id: bytes | str, f: dict[bytes, bytes]) -> tuple[bytes, int]:
-    """A Redis entry (bytes field map, as ``Record.to_fields`` wrote it) -> (line, ts_ns).
+class EntryLine(NamedTuple):
+    """A stream entry as an archive line, and its capture time (``ts_ns``) for the segment."""
+
+    line: bytes  # ends with a newline
+    ts_ns: int
+
+
+class ArchiveLine(NamedTuple):
+    """A line read back: its stream id and the record."""
+
+    id: str
+    record: Record
+
+
+def entry_line(entry_id: bytes | str, f: dict[bytes, bytes]) -> EntryLine:
+    """A Redis entry (bytes field map, as ``Record.to_fields`` wrote it) -> its line.
 
     Same JSON as ``Record.from_fields(f).to_json()`` plus ``id``, about eight times faster.
     """
@@ -60,7 +76,7 @@ def entry_line(entry_id: bytes | str, f: dict[bytes, bytes]) -> tuple[bytes, int
             "body_b64": _b64(f[b"body"]).decode(),
             "resp_body_b64": _b64(f[b"resp_body"]).decode(),
         }
-        return orjson.dumps(doc) + b"\n", ts_ns
+        return EntryLine(line=orjson.dumps(doc) + b"\n", ts_ns=ts_ns)
     except RecordError:
         raise
     except (KeyError, ValueError, TypeError, AttributeError, orjson.JSONDecodeError) as exc:
@@ -118,14 +134,14 @@ def line_record(doc: dict) -> Record:
         raise RecordError(f"not a rewind record: {exc!r}") from exc
 
 
-def parse_line(line: bytes) -> tuple[str, Record]:
-    """A segment (or export) line -> (stream id, Record)."""
+def parse_line(line: bytes) -> ArchiveLine:
+    """A segment (or export) line -> its stream id and Record."""
     try:
         doc = orjson.loads(line)
         entry_id = str(doc.pop("id"))
     except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
         raise RecordError(f"not an archive line: {exc!r}") from exc
-    return entry_id, line_record(doc)
+    return ArchiveLine(id=entry_id, record=line_record(doc))
 
 
 def _flag(value: bytes) -> bool:

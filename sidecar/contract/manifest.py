@@ -14,7 +14,7 @@ Updates are atomic: the new manifest is written to ``manifest.json.tmp``, fsynce
 ``manifest.json``, and the folder is fsynced. Readers never lock: a rename is all-or-nothing.
 The manifest is derivable from the segments (each file describes itself, see
 ``segments.verify``), so a crash between installing a segment and listing it loses nothing:
-start-up lists it (see ``archive_recovery``).
+start-up lists it (see ``sidecar.archive.recovery``).
 """
 
 from __future__ import annotations

@@ -1,2 +1,7 @@
-"""Redaction before storage: the policy, how it is applied to a record, JSON rules, the
---redact-check command and its metrics."""
+"""Redaction before storage (docs/capture.md, Redaction).
+
+Public: ``setup`` (``load_settings``, ``RedactingPublisher``, ``log_start``: what
+``rewind-capture`` wires in), ``policy`` (``Policy``, ``load_policy``, ``parse_policy``,
+``PolicyError``), ``apply.Redactor``, ``metrics.RedactMetrics``, ``check.main``
+(``rewind-capture --redact-check``). Internal: ``json_rules`` (used by ``apply``). Names starting
+with ``_`` are internal to their module."""

@@ -21,25 +21,26 @@ from urllib.parse import unquote_to_bytes
 import orjson
 
 from sidecar.contract.record import Record
+from sidecar.contract.tokens import TOKEN_HEX_DIGITS, TOKEN_PREFIX
 from sidecar.redact.json_rules import apply_path
 from sidecar.redact.metrics import RULE_KINDS, RedactMetrics
-from sidecar.redact.policy import Policy
+from sidecar.redact.policy import HeaderRule, Policy
 
-__all__ = ["Masker", "Redactor", "TOKEN_RE"]
+__all__ = ["Masker", "Redactor"]
 
-TOKEN_RE = re.compile(r"rwd_[0-9a-f]{16}")
 FRAMING = frozenset({"content-length", "transfer-encoding"})
+_ALLOW_LIST = HeaderRule(action="mask", kind="allow_list")  # a header the allow list does not name
 _SCHEME = re.compile(r"^([!#$%&'*+.^_`|~0-9A-Za-z-]+)(\s+)(\S.*)$", re.S)
 
 
 class Masker:
-    """Secret bytes -> ``rwd_<16 hex>``, HMAC-SHA256 under ``key``."""
+    """Secret bytes -> ``rwd_<16 hex>`` (``sidecar.contract.tokens``), HMAC-SHA256 under ``key``."""
 
     def __init__(self, key: bytes) -> None:
         self._key = key
 
     def token(self, secret: bytes) -> str:
-        return "rwd_" + hmac.new(self._key, secret, hashlib.sha256).hexdigest()[:16]
+        return TOKEN_PREFIX + hmac.new(self._key, secret, hashlib.sha256).hexdigest()[:TOKEN_HEX_DIGITS]
 
     def text(self, secret: str) -> str:
         """A header value or target piece (latin-1: one code point per wire byte)."""
@@ -106,13 +107,13 @@ class Redactor:
             low = k.lower()
             hit = rules.get(low)
             if hit is None and allow is not None and low not in allow and low not in FRAMING:
-                hit = ("mask", "allow_list")
+                hit = _ALLOW_LIST
             if hit is None:
                 out.append((k, v))
                 continue
             changed = True
-            self._count[hit[1]].inc()
-            if hit[0] == "mask":
+            self._count[hit.kind].inc()
+            if hit.action == "mask":
                 out.append((k, self._header_value(low, v)))
         return out if changed else headers
 

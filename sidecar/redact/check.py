@@ -1,6 +1,7 @@
 """``rewind-capture --redact-check POLICY [--redact-sample FILE.jsonl] [--redact-key-file KEY]``:
 check a policy and print what it does to a sample record (or to each record of an exported
-file), as HTTP text before and after. Exit 0, or 2 with ``FILE:LINE: what is wrong``."""
+file), as HTTP text before and after. Exit 0, or 2 (``CaptureExit.USAGE``) with
+``FILE:LINE: what is wrong``."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import argparse
 import copy
 import sys
 
+from sidecar.contract.exit_codes import CaptureExit
 from sidecar.contract.record import Record, RecordError
 from sidecar.redact.apply import Redactor
+from sidecar.redact.metrics import RULE_KINDS
 from sidecar.redact.setup import RedactConfigError, describe, load_settings
 
 __all__ = ["main", "sample_record"]
@@ -59,10 +62,10 @@ def main(argv: list[str]) -> int:
     p.add_argument("--redact-key-file", default=None)
     args, _ = p.parse_known_args(argv)  # other capture flags may be present: ignored here
     try:
-        policy, key, origin = load_settings(args.redact_check, args.redact_key_file)
+        settings = load_settings(args.redact_check, args.redact_key_file)
     except RedactConfigError as exc:
         print(f"rewind-capture: {exc}", file=sys.stderr)
-        return 2
+        return CaptureExit.USAGE
     records = [sample_record()]
     if args.redact_sample:
         try:
@@ -70,10 +73,11 @@ def main(argv: list[str]) -> int:
                 records = [Record.from_json(line) for line in f if line.strip()]
         except (OSError, RecordError) as exc:
             print(f"rewind-capture: --redact-sample: {exc}", file=sys.stderr)
-            return 2
-    redactor = Redactor(policy, key)
-    print(f"policy {policy.source}: " + ", ".join(f"{k}={v}" for k, v in describe(policy, origin).items()
-                                                  if k != "source"))
+            return CaptureExit.USAGE
+    policy = settings.policy
+    redactor = Redactor(policy, settings.key)
+    print(f"policy {policy.source}: " + ", ".join(
+        f"{k}={v}" for k, v in describe(policy, settings.key_origin).items() if k != "source"))
     for r in records:
         before = copy.deepcopy(r)
         after = redactor.apply(r)
@@ -81,14 +85,9 @@ def main(argv: list[str]) -> int:
         print(show(before))
         print("=" * 30 + " after")
         print(show(after) if after is not None else "(request dropped by a drop_request rule)\n")
-    fields = {k[0]["rule_kind"]: v for k, v in _samples(redactor) if v}
+    read = redactor.m.registry.get_sample_value
+    fields = {kind: n for kind in RULE_KINDS
+              if (n := read("rewind_capture_redacted_fields_total", {"rule_kind": kind}))}
     print(f"redacted: {fields or 'nothing'}; dropped requests: "
-          f"{int(redactor.m.dropped_requests._value.get())}")
-    return 0
-
-
-def _samples(redactor: Redactor):
-    for metric in redactor.m.fields.collect():
-        for s in metric.samples:
-            if s.name.endswith("_total"):
-                yield (s.labels,), s.value
+          f"{int(read('rewind_capture_policy_dropped_requests_total'))}")
+    return CaptureExit.OK

@@ -16,14 +16,18 @@ See docs/capture.md, "Redaction".
 
 from __future__ import annotations
 
+import argparse
 import re
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import yaml
 
+from sidecar.common.cli_args import boolean
 from sidecar.contract.jsonpath import parse_path
 
-__all__ = ["DEFAULT_HEADERS", "Policy", "PolicyError", "load_policy", "parse_policy"]
+__all__ = ["DEFAULT_HEADERS", "DropRule", "HeaderRule", "JsonRule", "Policy", "PolicyError", "RegexRule",
+           "load_policy", "parse_json_path", "parse_policy"]
 
 # Masked unless the policy says ``default_headers: false``.
 DEFAULT_HEADERS = ("authorization", "cookie", "set-cookie", "proxy-authorization", "x-api-key")
@@ -32,11 +36,17 @@ PARTS = {"request": frozenset({"request"}), "response": frozenset({"response"}),
          "both": frozenset({"request", "response"})}
 PLACES = ("target", "headers", "body")
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
-_TRUE, _FALSE = {"true", "yes", "on"}, {"false", "no", "off"}
 
 
 class PolicyError(ValueError):
     """A policy file that cannot be used; the message is ``FILE:LINE: what is wrong``."""
+
+
+class HeaderRule(NamedTuple):
+    """What happens to a header's value, and which rule said so (the metric's ``rule_kind``)."""
+
+    action: str  # mask | drop
+    kind: str  # default_header | header | allow_list
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,10 +86,11 @@ class Policy:
     on_unparsed_body: str = "keep"
     source: str = "built-in defaults"
 
-    def header_actions(self) -> dict[str, tuple[str, str]]:
-        """Lower-case header name -> (action, rule kind), defaults first, the policy's on top."""
-        out = {h: ("mask", "default_header") for h in DEFAULT_HEADERS} if self.default_headers else {}
-        out.update({h: (a, "header") for h, a in self.headers.items()})
+    def header_actions(self) -> dict[str, HeaderRule]:
+        """Lower-case header name -> its rule, defaults first, the policy's on top."""
+        out = {h: HeaderRule(action="mask", kind="default_header") for h in DEFAULT_HEADERS} \
+            if self.default_headers else {}
+        out.update({h: HeaderRule(action=a, kind="header") for h, a in self.headers.items()})
         return out
 
 
@@ -251,10 +262,16 @@ class _Reader:
         return node.value
 
     def boolean(self, node, what: str) -> bool:
-        value = self.scalar(node, what).lower()
-        if value not in _TRUE | _FALSE:
+        """``cli_args.boolean``, stricter on one point: an empty value (``default_headers:`` with
+        nothing after it) is refused, not read as false, since a value left out by mistake must
+        not switch masking off."""
+        value = self.scalar(node, what)
+        if not value.strip():
+            self.fail(node, f"{what} must be true or false, got nothing")
+        try:
+            return boolean(value)
+        except argparse.ArgumentTypeError:
             self.fail(node, f"{what} must be true or false, got {value!r}")
-        return value in _TRUE
 
     def choice(self, node, what: str, options: tuple[str, ...]) -> str:
         value = self.scalar(node, what)

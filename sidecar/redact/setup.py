@@ -9,12 +9,14 @@ logged: records are still masked, but tokens differ between sidecars and across 
 from __future__ import annotations
 
 import os
+from typing import NamedTuple
 
 from sidecar.redact.apply import Redactor
 from sidecar.redact.metrics import RedactMetrics
 from sidecar.redact.policy import Policy, PolicyError, load_policy
 
-__all__ = ["MIN_KEY_BYTES", "RedactConfigError", "RedactingPublisher", "load_key", "load_settings"]
+__all__ = ["MIN_KEY_BYTES", "RedactConfigError", "RedactKey", "RedactSettings", "RedactingPublisher",
+           "describe", "load_key", "load_settings", "log_start"]
 
 MIN_KEY_BYTES = 16
 
@@ -23,10 +25,25 @@ class RedactConfigError(ValueError):
     """A policy or key file that cannot be used; the message is one line for the user."""
 
 
-def load_key(path: str | None) -> tuple[bytes, str]:
-    """(key, where it came from); a random key when ``path`` is None."""
+class RedactKey(NamedTuple):
+    """The HMAC key of masked tokens and where it came from."""
+
+    key: bytes
+    origin: str  # "file" | "random"
+
+
+class RedactSettings(NamedTuple):
+    """What the redaction flags give: the policy and the key."""
+
+    policy: Policy
+    key: bytes
+    key_origin: str  # "file" | "random"
+
+
+def load_key(path: str | None) -> RedactKey:
+    """The key in ``path``; a random key when ``path`` is None."""
     if not path:
-        return os.urandom(32), "random"
+        return RedactKey(key=os.urandom(32), origin="random")
     try:
         with open(path, "rb") as f:
             key = f.read().rstrip(b" \t\r\n")
@@ -35,17 +52,17 @@ def load_key(path: str | None) -> tuple[bytes, str]:
     if len(key) < MIN_KEY_BYTES:
         raise RedactConfigError(f"--redact-key-file: {path} holds {len(key)} bytes; use at least "
                                 f"{MIN_KEY_BYTES} (e.g. head -c 32 /dev/urandom | base64)")
-    return key, "file"
+    return RedactKey(key=key, origin="file")
 
 
-def load_settings(policy_path: str | None, key_path: str | None) -> tuple[Policy, bytes, str]:
+def load_settings(policy_path: str | None, key_path: str | None) -> RedactSettings:
     """Policy and key from the flags; RedactConfigError before any work starts."""
     try:
         policy = load_policy(policy_path) if policy_path else Policy()
     except PolicyError as exc:
         raise RedactConfigError(f"--redact-policy: {exc}") from None
-    key, origin = load_key(key_path)
-    return policy, key, origin
+    key = load_key(key_path)
+    return RedactSettings(policy=policy, key=key.key, key_origin=key.origin)
 
 
 class RedactingPublisher:

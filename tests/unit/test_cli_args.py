@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 
@@ -62,3 +63,34 @@ def test_help_lists_flags_env_and_examples():
     for flag in ("--port", "--redis", "--stream", "--pid", "--cgroup", "--max-body",
                  "--duration", "--metrics-port", "REWIND_PORT", "examples:", "exit codes"):
         assert flag in out
+
+
+@pytest.mark.parametrize("word, value", [("on", True), ("YES", True), ("1", True), ("Off", False),
+                                         ("no", False), ("", False)])
+def test_yes_no_flag_reads_its_variable_with_boolean(monkeypatch, word, value):
+    """A store_true flag's REWIND_* variable is read by cli_args.boolean when the parser is
+    built, for every command that declares its flags with cli_args.add."""
+    monkeypatch.setenv("REWIND_FOLLOW", word)
+    p = argparse.ArgumentParser()
+    cli_args.add(p, "--follow", action="store_true", default=False, help="tail")
+    assert p.parse_args([]).follow is value
+
+
+def test_yes_no_variable_that_is_neither_stops_with_its_name(monkeypatch, capsys):
+    """REWIND_<FLAG>=maybe exits 2 with a message naming the variable, before any work."""
+    monkeypatch.setenv("REWIND_TLS", "maybe")
+    with pytest.raises(SystemExit) as exc:
+        parse(["--port", "80", "--stream", "s"])
+    assert exc.value.code == 2 and "REWIND_TLS: not a yes/no value: 'maybe'" in capsys.readouterr().err
+
+
+def test_exit_code_help_comes_from_the_enum():
+    """The exit-code paragraph of --help is built from the command's enum: rewind-capture's
+    shows each CaptureExit code with its text, and a code left undescribed is refused."""
+    from sidecar.capture.cli import EXIT_HELP
+    from sidecar.contract.exit_codes import CaptureExit
+
+    text = " ".join(cli_args.exit_codes_help(EXIT_HELP).split())
+    assert all(f"{int(code)} {EXIT_HELP[code]}" in text for code in CaptureExit)
+    with pytest.raises(ValueError, match="CaptureExit: no help text for FAILURE, USAGE, PROBE"):
+        cli_args.exit_codes_help({CaptureExit.OK: "done"})

@@ -23,7 +23,8 @@ def _hiredis(rec: Record) -> bytes:
 
 def test_fields_are_those_of_to_fields_in_order():
     """The packer writes the fields ``Record.to_fields`` has, in its order."""
-    assert tuple(Record(0, "", 0, "", "GET", "/", "1.1").to_fields()) == FIELDS
+    assert tuple(Record(ts_ns=0, conn="", seq=0, client="", method="GET", target="/",
+                        version="1.1").to_fields()) == FIELDS
 
 
 @settings(max_examples=300, deadline=None)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+from types import SimpleNamespace
+
 import orjson
 import pytest
 
@@ -69,3 +72,14 @@ def test_request_bytes_rebuilds_the_wire_request():
     """request_bytes() gives the request line, headers in order, blank line and body."""
     rec = _rec(method="GET", target="/a", headers=[("Host", "x"), ("A", "1")], body=b"")
     assert rec.request_bytes() == b"GET /a HTTP/1.1\r\nHost: x\r\nA: 1\r\n\r\n"
+
+
+def test_from_exchange_sets_every_field_by_name():
+    """Record.from_exchange (capture's per-request build) equals the keyword-built Record for
+    values distinct in every field, so a field it forgets or mixes up fails here."""
+    want = _rec(truncated=True, resp_truncated=True, tls=True, resp_body_len=9, status=502)
+    parts = {f.name: getattr(want, f.name) for f in dataclasses.fields(Record)}
+    direct = {k: parts.pop(k) for k in ("ts_ns", "conn", "seq", "client", "latency_us", "tls")}
+    parts.pop("v")
+    got = Record.from_exchange(SimpleNamespace(**parts), **direct)
+    assert got == want and got.v == SCHEMA_VERSION

@@ -12,7 +12,8 @@ from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
 
 from sidecar.contract.record import Record
-from sidecar.redact.apply import TOKEN_RE, Redactor
+from sidecar.contract.tokens import TOKEN_RE
+from sidecar.redact.apply import Redactor
 from sidecar.redact.metrics import RedactMetrics
 from sidecar.redact.policy import parse_policy
 from sidecar.redact.setup import RedactingPublisher
