@@ -6,6 +6,9 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import textwrap
+from collections.abc import Mapping
+from enum import IntEnum
 
 _SIZE = re.compile(r"^\s*(\d+)\s*([kmg]i?b?|b)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
@@ -94,3 +97,15 @@ def pid_list(text: str) -> set[int]:
     if not pids or min(pids) <= 0:
         raise argparse.ArgumentTypeError(f"not a list of process ids: {text!r}")
     return pids
+
+
+def exit_codes_help(texts: Mapping[IntEnum, str], *, title: str = "exit codes") -> str:
+    """The exit-code paragraph of a command's ``--help``, made from its enum in
+    ``sidecar.contract.exit_codes``: ``texts`` gives each code's meaning and must name every
+    member of each enum its keys come from (a code added to an enum fails until it is described)."""
+    for enum in {type(code) for code in texts}:
+        missing = [m.name for m in enum if m not in texts]
+        if missing:
+            raise ValueError(f"{enum.__name__}: no help text for {', '.join(missing)}")
+    body = "; ".join(f"{int(code)} {text}" for code, text in sorted(texts.items()))
+    return textwrap.fill(f"{title}: {body}", width=96, break_on_hyphens=False) + "\n"
