@@ -22,8 +22,9 @@ from collections.abc import Callable
 
 import redis
 
-from replayer.engine.plan import Step, endpoint_name
+from replayer.engine.plan import Step, make_step
 from replayer.engine.rewrite import Request, Rules
+from replayer.source.feed import FeedError, SourceUnreachable
 from sidecar.contract.record import Record, RecordError
 from sidecar.contract.stream_ids import format_id, prev_id
 from sidecar.contract.streams import stream_key
@@ -130,9 +131,7 @@ class Follower:
         w = self.worker_of.get(r.conn)
         if w is None:
             w = self.worker_of[r.conn] = min(range(len(self.load)), key=self.load.__getitem__)
-        step = Step(self.steps, r.conn, due, req.method, req.target, req.headers, req.body,
-                    endpoint_name(req.method, req.target), r.status, r.resp_body,
-                    not r.resp_truncated, r.version)
+        step = make_step(self.steps, r, req, due)
         self.load[w] += 1
         self.recorded_status[r.status] += 1
         return step, w
@@ -143,12 +142,19 @@ def open_follower(url: str, stream: str | None, rules: Rules, workers: int, *,
                   log=None) -> Follower:
     """A Follower on ``stream`` at ``url``, placed at its end (or at ``from_ns``) now.
 
-    Raises ValueError for a bad URL or stream name, redis.RedisError when Redis cannot be read."""
+    Raises ``FeedError`` for a bad URL or stream name, ``SourceUnreachable`` when Redis cannot be
+    reached or read."""
     from sidecar.common.redis_client import connect
 
     if not stream:
-        raise ValueError("--follow needs --stream NAME (records are in rewind:{NAME}:http)")
-    stream_key(stream)
-    client = connect(url)
-    return Follower(client, stream, rules, workers, after_id=start_id(client, stream, from_ns, from_id),
-                    log=log)
+        raise FeedError("--follow needs --stream NAME (records are in rewind:{NAME}:http)")
+    try:
+        stream_key(stream)
+        client = connect(url)
+    except ValueError as exc:
+        raise FeedError(str(exc)) from None
+    try:
+        after_id = start_id(client, stream, from_ns, from_id)
+    except redis.RedisError as exc:
+        raise SourceUnreachable(f"cannot read the stream from Redis: {exc}") from None
+    return Follower(client, stream, rules, workers, after_id=after_id, log=log)

@@ -1,11 +1,12 @@
 """One keep-alive HTTP/1.x connection for one captured connection: pre-built bytes out, answer in.
 
-``Connection(target, timeout).prepare(step)`` turns a step into the exact bytes to send, once
-(geventhttpclient's own request builder makes them, so the request line, the Host header added
-when absent, ``Content-Length`` and header validation are what the client used to send);
-``send(prepared)`` writes them on the connection's one socket and reads the answer with
-httptools (llhttp). It replaces geventhttpclient's per-request machinery (header objects, a
-connection pool, a Python callback per response header), which cost more than the syscalls.
+``Connection(target, timeout).prepare(step)`` turns a step into a ``Prepared`` request: the
+exact bytes to send, built once (geventhttpclient's own request builder makes them, so the
+request line, the Host header added when absent, ``Content-Length`` and header validation are
+what the client used to send), or why it cannot be sent; ``send(prepared)`` writes them on the
+connection's one socket and reads the answer with httptools (llhttp). It replaces
+geventhttpclient's per-request machinery (header objects, a connection pool, a Python callback
+per response header), which cost more than the syscalls.
 
 Behaviour kept from the client it replaces: keep-alive unless the answer says otherwise; bodies
 framed by Content-Length, chunked or connection close; HEAD, 1xx, 204 and 304 answers without a
@@ -13,12 +14,18 @@ body; an idle socket the server closed (or wrote to) is replaced before the next
 per-operation timeouts. Not kept, on purpose: a request whose socket closes before any answer is
 an error, never sent a second time. The whole request goes out in one write (with
 ``Expect: 100-continue`` too: the same bytes, without waiting for the interim answer).
+
+geventhttpclient has no public request builder: ``prepare`` calls ``HTTPClient._build_request``,
+``_uses_chunked_transfer`` and ``_iter_chunked``, which is why pyproject.toml pins the exact
+geventhttpclient version (see the comment there); tests/integration/test_replay_http1.py shows
+what they must keep doing.
 """
 
 from __future__ import annotations
 
 import errno
 import socket
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 import gevent.socket
@@ -43,7 +50,12 @@ class _Builder(HTTPClient):
     DEFAULT_HEADERS = Headers()  # add nothing but Host (when absent) and framing
 
 
-Prepared = tuple  # (bytes to send, is HEAD) or (None, error text): the request is not sent
+class Prepared(NamedTuple):
+    """A request ready to go out: its bytes, or (``data`` None) why it cannot be sent."""
+
+    data: bytes | None  # the whole request, head and framed body
+    head: bool = False  # a HEAD request: its answer has no body, whatever it announces
+    error: str | None = None  # why it is not sent (as the old client raised it)
 
 
 class Connection:
@@ -74,8 +86,8 @@ class Connection:
             body = (b"".join(_iter_chunked(s.body, b.block_size)) if s.body else b"0\r\n\r\n"
                     ) if chunked else s.body
         except Exception as exc:  # noqa: BLE001 - reported per request, like a transport error
-            return None, _describe(exc)
-        return head + body, s.method.upper() == "HEAD"
+            return Prepared(data=None, error=_describe(exc))
+        return Prepared(data=head + body, head=s.method.upper() == "HEAD")
 
     # -- the socket ----------------------------------------------------------------------------
     def connect(self) -> None:
@@ -96,7 +108,7 @@ class Connection:
     def send(self, req: Prepared) -> tuple[int, bytes]:
         """Send a prepared request (not an unsendable one), return (status, body); raises on
         any transport failure."""
-        data, head = req
+        data, head = req.data, req.head
         sock = self.sock
         if sock is not None and _select([sock], [], [], 0.0)[0]:  # closed (or dirty) while idle
             self.close()
@@ -229,17 +241,14 @@ def _keeps_alive(version: str, headers: dict[str, str]) -> bool:
 
 
 def _sendall(sock, data: bytes, tls: bool) -> None:
-    """``sock.sendall(data)``; on plain TCP one ``send`` first (a request usually fits), which
-    spares gevent's per-call ``SO_SNDBUF`` query and timer bookkeeping."""
-    sent = 0
+    """``sock.sendall(data)``; on plain TCP one ``send`` first (a request usually fits in one),
+    which spares gevent's ``sendall`` its per-call ``SO_SNDBUF`` query and timer bookkeeping."""
     if not tls:
-        try:
-            sent = sock._sock.send(data)  # the non-blocking OS socket under gevent's
-        except BlockingIOError:
-            pass
+        sent = sock.send(data)  # gevent's: the OS socket's send, waiting only if it is full
         if sent == len(data):
             return
-    sock.sendall(memoryview(data)[sent:] if sent else data)
+        data = memoryview(data)[sent:]
+    sock.sendall(data)
 
 
 def _describe(exc: BaseException) -> str:

@@ -10,16 +10,14 @@ mark, and a shadow run can last for days). ``end()`` lets every queue drain, the
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
-import gevent
 from gevent.pool import Group
 from gevent.queue import Empty, Queue
 
-from replayer.judge.compare import Comparer
+from replayer.engine.pacing import GEVENT_CLOCK, Clock, send_step
 from replayer.engine.plan import Step
-from replayer.engine.user import send_step
+from replayer.judge.compare import Comparer
 
 __all__ = ["LiveShard"]
 
@@ -27,7 +25,7 @@ __all__ = ["LiveShard"]
 class LiveShard:
     def __init__(self, make_client: Callable[[], object], t0: float, out: list, *, worker: int,
                  comparer: Comparer, fire=None, idle_s: float = 60.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Clock = GEVENT_CLOCK) -> None:
         self.make_client = make_client
         self.t0 = t0
         self.out = out
@@ -69,12 +67,12 @@ class LiveShard:
                     return
                 if s is None:
                     return
-                wait = self.t0 + s.due - self.clock()
+                wait = self.t0 + s.due - self.clock.now()
                 if wait > 0:
-                    gevent.sleep(wait)
+                    self.clock.sleep(wait)
                 prev_done = send_step(s, client, self.t0, s.due, prev_done, self.out,
                                       worker=self.worker, comparer=self.comparer, fire=self.fire,
-                                      clock=self.clock)
+                                      now=self.clock.now)
         except Exception as exc:  # reported to the master in rewind_done, the others go on
             self.crashed.append(f"{conn}: {exc!r}")
         finally:

@@ -1,21 +1,19 @@
-"""A distributed replay: a Locust master (this process) and N workers.
+"""A distributed replay: a Locust master (this process) and N workers, ``Master(plan, cfg).run()``.
 
-``run_plan(plan, cfg)`` binds the master, starts N worker processes on this machine
-(``python -m replayer.engine.worker``) or, with ``cfg.external``, waits for N workers started elsewhere
-(``rewind-replay-worker``, Pods in Kubernetes), gives each its index and settings and sends it its
-shard of the plan over Locust messages (``replayer.engine.wire``), tells them one start time, lets
-Locust spawn one ``ReplayUser`` per worker, gathers every result they send, and returns when all
-workers said done (or a worker died, or the deadline passed). With ``cfg.follow`` (a
-``replayer.engine.follow.Follower``) there is no plan: steps are read from the live stream and sent to
-the workers as they arrive, until ``--duration`` or a stop request (SIGINT/SIGTERM).
+The run goes in phases, one method each: ``_connect`` binds the master and starts N worker
+processes on this machine (``replayer.engine.local_workers``) or, with ``cfg.external``, waits
+for N workers started elsewhere (``rewind-replay-worker``, Pods in Kubernetes); ``_configure``
+gives each its index and settings; ``_load`` sends each its share of the plan; ``_start`` tells
+them one start time and lets Locust spawn one ``ReplayUser`` per worker; ``_watch`` gathers
+every result they send until all workers said done (or a worker died, or the deadline passed).
+The conversation is ``replayer.engine.wire``. With ``cfg.follow`` (a
+``replayer.engine.follow.Follower``) there is no plan: steps are read from the live stream and
+sent to the workers as they arrive, until ``--duration`` or a stop request (SIGINT/SIGTERM).
 """
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,14 +21,13 @@ from dataclasses import dataclass, field
 import gevent
 
 from replayer.engine import wire
+from replayer.engine.local_workers import LocalWorkers, RunError
 from replayer.engine.plan import Plan
+from replayer.engine.progress import snapshot
 from replayer.engine.ramp import Ramp
+from replayer.judge.result import Result
 
-__all__ = ["RunConfig", "RunError", "RunResult", "run_plan"]
-
-
-class RunError(Exception):
-    """The run could not be carried out: a worker did not start, died, or the run overran."""
+__all__ = ["Master", "RunConfig", "RunError", "RunResult", "run_plan"]
 
 
 @dataclass(slots=True)
@@ -47,7 +44,7 @@ class RunConfig:
     ramp: Ramp | None = None  # ramp mode: due times come from the ramp (see replayer/engine/ramp.py)
     # called about every 0.1 s with (results so far, s since the start); a number it returns is
     # a time (s after the start) from which the workers send nothing more
-    monitor: Callable[[list, float], float | None] | None = None
+    monitor: Callable[[list[Result], float], float | None] | None = None
     external: bool = False  # wait for workers started elsewhere instead of starting them
     bind_host: str = "127.0.0.1"
     bind_port: int = 0  # 0: any free port (local workers only)
@@ -61,120 +58,145 @@ class RunConfig:
 
 @dataclass(slots=True)
 class RunResult:
-    results: list[tuple] = field(default_factory=list)
+    results: list[Result] = field(default_factory=list)
     wall_s: float = 0.0
     stats: object = None  # Locust's RequestStats (aggregated from the workers)
 
 
 def run_plan(plan: Plan, cfg: RunConfig, *, progress: Callable[[dict], None] | None = None
              ) -> RunResult:
-    from locust.env import Environment
-    from locust.runners import STATE_MISSING
+    """Run ``plan`` with ``cfg``; raises ``RunError`` when the run cannot be carried out."""
+    return Master(plan, cfg, progress=progress).run()
 
-    from replayer.engine.user import ReplayUser
 
-    n = len(plan.shards)
-    env = Environment(user_classes=[ReplayUser])
-    port = cfg.bind_port or _free_port(cfg.bind_host)
-    runner = env.create_master_runner(cfg.bind_host, port)
-    out = RunResult(stats=env.stats)
-    done: dict[int, dict] = {}
-    configured: set[int] = set()
-    loaded: dict[int, int] = {}
-    acked: set[int] = set()
-    runner.register_message(wire.MSG_CONFIGURED, lambda msg, **_: configured.add(msg.data["worker"]))
-    runner.register_message(wire.MSG_LOADED,
-                            lambda msg, **_: loaded.__setitem__(msg.data["worker"], msg.data["count"]))
-    runner.register_message(wire.MSG_STARTED, lambda msg, **_: acked.add(msg.data["worker"]))
-    runner.register_message(wire.MSG_RESULTS, lambda msg, **_: out.results.extend(msg.data))
-    runner.register_message(wire.MSG_DONE,
-                            lambda msg, **_: done.__setitem__(msg.data["worker"], msg.data))
-    procs: list[subprocess.Popen] = []
-    ids: list[str] = []
+class Master:
+    """One run of the master. ``run()`` once; the phases share what the workers reported."""
 
-    def check() -> None:
-        _check_alive(procs, cfg.workdir)
-        for w, cid in enumerate(ids):
-            node = runner.clients.get(cid)
-            if node is None or node.state == STATE_MISSING:
-                raise RunError(f"worker {w} ({cid}) went away (quit, or no heartbeat)")
+    def __init__(self, plan: Plan, cfg: RunConfig, *,
+                 progress: Callable[[dict], None] | None = None) -> None:
+        self.plan, self.cfg, self.progress = plan, cfg, progress
+        self.n = len(plan.shards)
+        self.out = RunResult()
+        self.configured: set[int] = set()
+        self.loaded: dict[int, int] = {}
+        self.acked: set[int] = set()
+        self.done: dict[int, dict] = {}
+        self.ids: list[str] = []  # Locust client id of worker i
+        self.workers = LocalWorkers(cfg.workdir)
+        self.runner = None
 
-    def wait_for(what: str, ok: Callable[[], bool], timeout: float, repeat=None) -> None:
-        deadline = time.monotonic() + timeout
-        while not ok():
-            if repeat is not None:
-                repeat()
-            runner.greenlet.join(0.1)
-            check()
-            if time.monotonic() > deadline:
-                raise RunError(f"{what} within {timeout:.0f} s")
-            if cfg.stop_requested is not None and cfg.stop_requested():
-                raise RunError("stopped (signal) before the run started")
+    def run(self) -> RunResult:
+        try:
+            self._connect()
+            self._configure()
+            if self.cfg.follow is None:
+                self._load()
+            t0 = self._start()
+            self._watch(t0)
+            crashed = [c for d in self.done.values() for c in d.get("crashed", [])]
+            if crashed:
+                raise RunError(f"replay greenlets crashed: {crashed[:3]}")
+            self.out.wall_s = time.time() - t0
+            self.runner.greenlet.join(0.5)  # let the workers' last stats reports arrive
+            return self.out
+        finally:
+            if self.runner is not None:
+                self.runner.quit()
+            self.workers.wait()
 
-    try:
+    # -- phases --------------------------------------------------------------------------------
+    def _connect(self) -> None:
+        from locust.env import Environment
+
+        from replayer.engine.user import ReplayUser
+
+        cfg = self.cfg
+        env = Environment(user_classes=[ReplayUser])
+        port = cfg.bind_port or _free_port(cfg.bind_host)
+        self.runner = runner = env.create_master_runner(cfg.bind_host, port)
+        self.out.stats = env.stats
+        for name, handler in (
+                (wire.MSG_CONFIGURED, lambda d: self.configured.add(d["worker"])),
+                (wire.MSG_LOADED, lambda d: self.loaded.__setitem__(d["worker"], d["count"])),
+                (wire.MSG_STARTED, lambda d: self.acked.add(d["worker"])),
+                (wire.MSG_RESULTS, lambda d: self.out.results.extend(wire.results_from_wire(d))),
+                (wire.MSG_DONE, lambda d: self.done.__setitem__(d["worker"], d))):
+            runner.register_message(name, lambda msg, _h=handler, **_kw: _h(msg.data))
         if cfg.external:
             if cfg.log:
-                cfg.log("replay.waiting_for_workers", workers=n, bind=f"{cfg.bind_host}:{port}")
+                cfg.log("replay.waiting_for_workers", workers=self.n, bind=f"{cfg.bind_host}:{port}")
         else:
-            procs = [_start_worker(w, cfg, port) for w in range(n)]
-        wait_for("not all workers connected", lambda: len(runner.clients.ready) >= n,
-                 cfg.connect_timeout)
-        ids = [c.id for c in runner.clients.ready][:n]
-        settings = wire.settings_to_wire(
+            self.workers.start(self.n, port)
+        self._wait_for("not all workers connected", lambda: len(runner.clients.ready) >= self.n,
+                       cfg.connect_timeout)
+        self.ids = [c.id for c in runner.clients.ready][:self.n]
+
+    def _configure(self) -> None:
+        cfg, plan = self.cfg, self.plan
+        settings = wire.settings_to_wire(wire.Settings(
             target=cfg.target, ignore=cfg.ignore, timeout=cfg.timeout, loop=cfg.loop,
             duration=cfg.duration, span=plan.span, ramp=cfg.ramp, planned=plan.steps,
-            follow=cfg.follow is not None, idle_s=cfg.idle_s, noise=cfg.noise,
-            keep_bodies=cfg.keep_bodies)
+            follow=cfg.follow is not None, idle_s=cfg.idle_s, noise=cfg.noise or {},
+            keep_bodies=cfg.keep_bodies))
 
         def send_config() -> None:
-            for w, cid in enumerate(ids):
-                if w not in configured:
-                    runner.send_message(wire.MSG_CONFIG, {"worker": w, "settings": settings}, cid)
-        wait_for("not all workers took their settings", lambda: len(configured) >= n, 30,
-                 repeat=send_config)
-        if cfg.follow is None:
-            for w, cid in enumerate(ids):
-                wire.send_steps(runner, cid, plan.shards[w])
-                runner.send_message(wire.MSG_LOAD_END, {"count": len(plan.shards[w])}, cid)
-            wait_for("not all workers received their share", lambda: len(loaded) >= n,
-                     60 + plan.steps / 2000)
-            wrong = {w: c for w, c in loaded.items() if c != len(plan.shards[w])}
-            if wrong:
-                raise RunError(f"workers received other step counts than sent: {wrong}")
-        t0 = time.time() + cfg.start_delay
+            for w, cid in enumerate(self.ids):
+                if w not in self.configured:
+                    self.runner.send_message(wire.MSG_CONFIG, {"worker": w, "settings": settings},
+                                             cid)
+        self._wait_for("not all workers took their settings",
+                       lambda: len(self.configured) >= self.n, 30, repeat=send_config)
+
+    def _load(self) -> None:
+        shards = self.plan.shards
+        for w, cid in enumerate(self.ids):
+            wire.send_steps(self.runner, cid, shards[w])
+            self.runner.send_message(wire.MSG_LOAD_END, {"count": len(shards[w])}, cid)
+        self._wait_for("not all workers received their share", lambda: len(self.loaded) >= self.n,
+                       60 + self.plan.steps / 2000)
+        wrong = {w: c for w, c in self.loaded.items() if c != len(shards[w])}
+        if wrong:
+            raise RunError(f"workers received other step counts than sent: {wrong}")
+
+    def _start(self) -> float:
+        """Agree on the start time (epoch s) with every worker, spawn the users; returns it."""
+        t0 = time.time() + self.cfg.start_delay
 
         def send_start() -> None:  # repeated: a worker may not listen for it yet
             if time.time() > t0 - 0.2:
-                raise RunError(f"only {len(acked)} of {n} workers took the start time in time")
-            runner.send_message(wire.MSG_START, {"t0": t0})
-        wait_for("start", lambda: len(acked) >= n, cfg.start_delay + 1, repeat=send_start)
-        runner.start(n, spawn_rate=max(n, 100))
+                raise RunError(f"only {len(self.acked)} of {self.n} workers took the start time "
+                               "in time")
+            self.runner.send_message(wire.MSG_START, {"t0": t0})
+        self._wait_for("start", lambda: len(self.acked) >= self.n, self.cfg.start_delay + 1,
+                       repeat=send_start)
+        self.runner.start(self.n, spawn_rate=max(self.n, 100))
+        return t0
+
+    def _watch(self, t0: float) -> None:
+        """Until every worker said done: end a follow run, pass on a stop, log progress."""
+        cfg, runner = self.cfg, self.runner
         follower = None
         if cfg.follow is not None:
             gevent.sleep(max(0.0, t0 - time.time()))
             follower = gevent.spawn(cfg.follow.run, lambda w, steps: wire.send_steps(
-                runner, ids[w], steps), t0)
-        last_due = cfg.duration if cfg.duration is not None else plan.span
+                runner, self.ids[w], steps), t0)
+        last_due = cfg.duration if cfg.duration is not None else self.plan.span
         deadline = None if follower else time.monotonic() + cfg.start_delay + last_due + cfg.timeout + 60
         next_progress = time.monotonic() + cfg.progress_every
         seen = 0
         stopped = False
-        while len(done) < n:
+        while len(self.done) < self.n:
             runner.greenlet.join(0.1)
-            check()
+            self._check()
             elapsed = time.time() - t0
             want_stop = cfg.stop_requested is not None and cfg.stop_requested()
             if follower is not None and deadline is None and (
                     want_stop or follower.dead
                     or (cfg.duration is not None and elapsed >= cfg.duration)):
-                cfg.follow.stop()
-                follower.join()
-                if follower.exception is not None:
-                    raise RunError(f"reading the live stream failed: {follower.exception!r}")
-                runner.send_message(wire.MSG_END, {})
+                self._end_follow(follower)
                 deadline = time.monotonic() + cfg.timeout + 60
             if not stopped and follower is None:
-                stop = cfg.monitor(out.results, elapsed) if cfg.monitor is not None else None
+                stop = cfg.monitor(self.out.results, elapsed) if cfg.monitor is not None else None
                 if stop is None and want_stop:
                     stop = max(0.0, elapsed)
                 if stop is not None:
@@ -183,63 +205,42 @@ def run_plan(plan: Plan, cfg: RunConfig, *, progress: Callable[[dict], None] | N
                     deadline = min(deadline, time.monotonic() + cfg.timeout + 30)
             now = time.monotonic()
             if deadline is not None and now > deadline:
-                raise RunError(f"the run overran its deadline; {len(done)} of {n} workers done")
-            if progress and now >= next_progress and elapsed >= 0:
-                progress(_snapshot(out.results, seen, t0, cfg.progress_every, cfg.ramp))
-                seen = len(out.results)
+                raise RunError(f"the run overran its deadline; {len(self.done)} of {self.n} "
+                               "workers done")
+            if self.progress and now >= next_progress and elapsed >= 0:
+                self.progress(snapshot(self.out.results, seen, elapsed, cfg.progress_every,
+                                       cfg.ramp))
+                seen = len(self.out.results)
                 next_progress = now + cfg.progress_every
-        crashed = [c for d in done.values() for c in d.get("crashed", [])]
-        if crashed:
-            raise RunError(f"replay greenlets crashed: {crashed[:3]}")
-        out.wall_s = time.time() - t0
-        runner.greenlet.join(0.5)  # let the workers' last stats reports arrive
-        return out
-    finally:
-        runner.quit()
-        for p in procs:
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
 
+    def _end_follow(self, follower) -> None:
+        self.cfg.follow.stop()
+        follower.join()
+        if follower.exception is not None:
+            raise RunError(f"reading the live stream failed: {follower.exception!r}")
+        self.runner.send_message(wire.MSG_END, {})
 
-def _start_worker(w: int, cfg: RunConfig, port: int) -> subprocess.Popen:
-    with open(os.path.join(cfg.workdir, f"worker-{w}.log"), "wb") as log:
-        # its own session: a Ctrl-C at the terminal reaches the master only, which then ends
-        # the run in order (the workers finish and send their results)
-        return subprocess.Popen(
-            [sys.executable, "-m", "replayer.engine.worker", "--master-host", "127.0.0.1",
-             "--master-port", str(port), "--log-format", "json"],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True)
+    # -- helpers -------------------------------------------------------------------------------
+    def _check(self) -> None:
+        from locust.runners import STATE_MISSING
 
+        self.workers.check()
+        for w, cid in enumerate(self.ids):
+            node = self.runner.clients.get(cid)
+            if node is None or node.state == STATE_MISSING:
+                raise RunError(f"worker {w} ({cid}) went away (quit, or no heartbeat)")
 
-def _check_alive(procs: list[subprocess.Popen], workdir: str) -> None:
-    for w, p in enumerate(procs):
-        if p.poll() is not None:
-            with open(os.path.join(workdir, f"worker-{w}.log"), errors="replace") as f:
-                tail = f.read()[-2000:]
-            raise RunError(f"worker process {w} exited with code {p.returncode}:\n{tail}")
-
-
-def _snapshot(results: list[tuple], seen: int, t0: float, every: float,
-              ramp: Ramp | None = None) -> dict:
-    """Progress since the last snapshot: rps and lag p99 of the last ``every`` s, totals."""
-    recent = results[seen:]
-    lags = sorted(r[4] for r in recent)
-    elapsed = time.time() - t0
-    snap = {
-        "elapsed_s": round(elapsed, 1),
-        "sent": len(results),
-        "rps": round(len(recent) / every, 1),
-        "errors": sum(1 for r in results if r[8] is not None or r[7] >= 500),
-        "lag_p99_ms": round(lags[int(0.99 * (len(lags) - 1))], 2) if lags else None,
-    }
-    if ramp is not None:
-        k = ramp.step_of(max(0.0, elapsed))
-        snap.update(ramp_step=f"{k + 1}/{len(ramp.rates)}", ramp_rps=ramp.rates[k])
-    return snap
+    def _wait_for(self, what: str, ok: Callable[[], bool], timeout: float, repeat=None) -> None:
+        deadline = time.monotonic() + timeout
+        while not ok():
+            if repeat is not None:
+                repeat()
+            self.runner.greenlet.join(0.1)
+            self._check()
+            if time.monotonic() > deadline:
+                raise RunError(f"{what} within {timeout:.0f} s")
+            if self.cfg.stop_requested is not None and self.cfg.stop_requested():
+                raise RunError("stopped (signal) before the run started")
 
 
 def _free_port(host: str) -> int:

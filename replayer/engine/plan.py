@@ -14,18 +14,15 @@ Schedules (``Schedule.mode``):
 
 from __future__ import annotations
 
-import base64
 import heapq
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-import orjson
-
 from replayer.engine.rewrite import Request, Rules
 from sidecar.contract.record import Record
 
-__all__ = ["Plan", "Schedule", "Step", "build_plan", "endpoint_name", "read_steps", "write_steps"]
+__all__ = ["Plan", "Schedule", "Step", "build_plan", "endpoint_name", "make_step"]
 
 _ID_SEGMENT = re.compile(r"^(\d+|[0-9a-fA-F-]{16,}|.*\d.*)$")
 
@@ -75,6 +72,15 @@ def endpoint_name(method: str, target: str) -> str:
     return f"{method} {'/'.join(parts) or '/'}"
 
 
+def make_step(idx: int, r: Record, req: Request, due: float) -> Step:
+    """The step that sends ``req`` (``r`` after the rules) at ``due``, judged against ``r``'s
+    answer."""
+    return Step(idx=idx, conn=r.conn, due=due, method=req.method, target=req.target,
+                headers=req.headers, body=req.body, endpoint=endpoint_name(req.method, req.target),
+                rec_status=r.status, rec_body=r.resp_body, rec_body_ok=not r.resp_truncated,
+                version=r.version)
+
+
 def build_plan(records: Iterable[Record], rules: Rules, schedule: Schedule, workers: int) -> Plan:
     """Filter and rewrite ``records`` (capture order), schedule them, split them by connection."""
     steps: list[Step] = []
@@ -94,9 +100,7 @@ def build_plan(records: Iterable[Record], rules: Rules, schedule: Schedule, work
             due = k / schedule.rate
         else:
             due = 0.0
-        steps.append(Step(k, r.conn, due, req.method, req.target, req.headers, req.body,
-                          endpoint_name(req.method, req.target), r.status, r.resp_body,
-                          not r.resp_truncated, r.version))
+        steps.append(make_step(k, r, req, due))
     span = 0.0
     if steps:
         last = steps[-1].due
@@ -117,25 +121,3 @@ def _deal(steps: list[Step], workers: int) -> list[list[Step]]:
     for shard in shards:
         shard.sort(key=lambda s: s.idx)
     return shards
-
-
-# -- one shard on disk (JSON Lines), for a worker process --------------------------------------
-def write_steps(path: str, steps: list[Step]) -> None:
-    with open(path, "wb") as f:
-        for s in steps:
-            f.write(orjson.dumps([s.idx, s.conn, s.due, s.method, s.target, s.headers,
-                                  base64.b64encode(s.body).decode(), s.endpoint, s.rec_status,
-                                  base64.b64encode(s.rec_body).decode(), s.rec_body_ok,
-                                  s.version]) + b"\n")
-
-
-def read_steps(path: str) -> list[Step]:
-    steps = []
-    with open(path, "rb") as f:
-        for line in f:
-            (idx, conn, due, method, target, headers, body, endpoint, rec_status, rec_body,
-             rec_body_ok, *version) = orjson.loads(line)
-            steps.append(Step(idx, conn, due, method, target, [tuple(h) for h in headers],
-                              base64.b64decode(body), endpoint, rec_status,
-                              base64.b64decode(rec_body), rec_body_ok, *version))
-    return steps

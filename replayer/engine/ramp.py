@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from replayer.engine.slo import Objective, check, measure
+from replayer.judge.result import Result, nearest_rank
 
 __all__ = ["Ramp", "RampMonitor", "StepVerdict", "step_table"]
 
@@ -56,6 +57,11 @@ class Ramp:
             k -= c
         return math.inf
 
+    def due_of(self, planned: int) -> Callable[[object, int], float]:
+        """Due times for ``replayer.engine.pacing``: a step of a plan of ``planned`` steps, in
+        loop iteration i, is the (step.idx + i * planned)-th request."""
+        return lambda s, iteration: self.due(s.idx + iteration * planned)
+
     def step_of(self, due: float) -> int:
         return min(len(self.rates) - 1, max(0, int(due // self.step_s)))
 
@@ -86,7 +92,7 @@ class RampMonitor:
         self.stop_at: float | None = None
         self._seen = 0
 
-    def tick(self, results: list[tuple], elapsed: float) -> float | None:
+    def tick(self, results: list[Result], elapsed: float) -> float | None:
         """Take the new ``results``; judge every step whose end + grace has passed."""
         for r in results[self._seen:]:
             self._add(r)
@@ -98,7 +104,7 @@ class RampMonitor:
             self._judge(i, elapsed, missing_ms=self.grace * 1000)
         return self.stop_at
 
-    def finish(self, results: list[tuple], elapsed: float) -> None:
+    def finish(self, results: list[Result], elapsed: float) -> None:
         """After the run: judge the steps not judged yet with every answer in."""
         self.tick(results, 0.0)
         while self.stop_at is None and len(self.verdicts) < len(self.ramp.rates):
@@ -110,10 +116,8 @@ class RampMonitor:
         held = [v.rate for v in self.verdicts if v.held]
         return max(held) if held else None
 
-    def _add(self, r: tuple) -> None:
-        due, wait_ms, latency_ms, status, error = r[2], r[5], r[6], r[7], r[8]
-        failed = error is not None or status >= 500
-        self.buckets[self.ramp.step_of(due)].append((latency_ms + wait_ms, failed))
+    def _add(self, r: Result) -> None:
+        self.buckets[self.ramp.step_of(r.due)].append((r.latency_ms + r.wait_ms, r.failed))
 
     def _judge(self, i: int, elapsed: float, missing_ms: float | None) -> None:
         got = self.buckets[i]
@@ -132,33 +136,28 @@ class RampMonitor:
                      unanswered=missing or None)
 
 
-def step_table(results: list[tuple], ramp: Ramp, monitor: RampMonitor) -> list[dict]:
+def step_table(results: list[Result], ramp: Ramp, monitor: RampMonitor) -> list[dict]:
     """Per step, from every result of the run: offered and achieved rate, latency, errors,
     scheduler lag, and the verdict the monitor gave while the run went on."""
-    by_step: list[list[tuple]] = [[] for _ in ramp.rates]
+    by_step: list[list[Result]] = [[] for _ in ramp.rates]
     for r in results:
-        by_step[ramp.step_of(r[2])].append(r)
+        by_step[ramp.step_of(r.due)].append(r)
     rows = []
     for v in monitor.verdicts:
         rs = by_step[v.step]
-        ok = sorted(r[6] + r[5] for r in rs if r[8] is None and r[7] < 500)
-        sched = sorted(r[4] - r[5] for r in rs)
+        ok = sorted(r.latency_ms + r.wait_ms for r in rs if not r.failed)
+        sched = sorted(r.lag_ms - r.wait_ms for r in rs)
         rows.append({
             "step": v.step, "offered_rps": v.rate, "planned": ramp.counts[v.step],
             "sent": len(rs), "achieved_rps": round(len(rs) / ramp.step_s, 2),
-            "p50_ms": _round(_pct(ok, 50)), "p95_ms": _round(_pct(ok, 95)),
-            "p99_ms": _round(_pct(ok, 99)),
-            "error_rate": round(sum(1 for r in rs if r[8] is not None or r[7] >= 500)
-                                / len(rs), 4) if rs else None,
-            "scheduler_lag_p99_ms": _round(_pct(sched, 99)),
+            "p50_ms": _round(nearest_rank(ok, 50)), "p95_ms": _round(nearest_rank(ok, 95)),
+            "p99_ms": _round(nearest_rank(ok, 99)),
+            "error_rate": round(sum(1 for r in rs if r.failed) / len(rs), 4) if rs else None,
+            "scheduler_lag_p99_ms": _round(nearest_rank(sched, 99)),
             "held": v.held, "failing": v.failing,
             "judged": {k: _round(x) for k, x in v.values.items()},
         })
     return rows
-
-
-def _pct(v: list[float], p: float) -> float | None:
-    return v[max(0, math.ceil(p / 100 * len(v)) - 1)] if v else None
 
 
 def _round(x: float | None) -> float | None:

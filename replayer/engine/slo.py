@@ -3,7 +3,8 @@
 An SLO is a comma-separated list of ``METRIC<LIMIT`` terms, all of which must hold:
 
   p50 p90 p95 p99 max   latency percentile, LIMIT with a unit: 200ms, 0.2s
-  errors                share of requests that failed (transport error or 5xx): 1%, 0.01
+  errors                share of requests that failed (``replayer.judge.result.is_error``: no
+                        answer, or 5xx): 1%, 0.01
 
 Latency here is what a client would have waited from the moment the request was due on its
 connection: the answer time plus any wait for the previous answer on the same connection (a
@@ -13,9 +14,10 @@ lag is left out: it is not the target's doing.
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
+
+from replayer.judge.result import nearest_rank
 
 __all__ = ["Objective", "SloError", "check", "parse_slo"]
 
@@ -84,8 +86,7 @@ def measure(objectives: list[Objective], latencies_ms: list[float], errors: int,
         elif o.metric == "max":
             values[o.metric] = lat[-1]
         else:
-            p = float(o.metric[1:])
-            values[o.metric] = lat[max(0, math.ceil(p / 100 * len(lat)) - 1)]
+            values[o.metric] = nearest_rank(lat, float(o.metric[1:]))
     return values
 
 

@@ -3,26 +3,39 @@
 A worker is told everything by messages, never through files, so it runs the same as a child
 process or as a Pod elsewhere (``rewind-replay-worker``). The conversation, master -> worker:
 
-  rewind_config  {"worker": i, "settings": {...}}   repeated until acknowledged (rewind_configured)
-  rewind_steps   {"steps": [step, ...]}              its share, in batches (follow: live batches)
-  rewind_loaded? {"count": n}                         end of the share; answered by rewind_loaded
-  rewind_start   {"t0": epoch s}                      repeated until acknowledged (rewind_started)
-  rewind_stop    {"at": s after t0}                   send nothing due from then on
-  rewind_end     {}                                   follow: no more steps will come
+  rewind_config  {"worker": i, "settings": Settings}   repeated until acknowledged (rewind_configured)
+  rewind_steps   {"steps": [Step, ...]}               its share, in batches (follow: live batches)
+  rewind_loaded? {"count": n}                          end of the share; answered by rewind_loaded
+  rewind_start   {"t0": epoch s}                       repeated until acknowledged (rewind_started)
+  rewind_stop    {"at": s after t0}                    send nothing due from then on
+  rewind_end     {}                                    follow: no more steps will come
 
-and worker -> master: rewind_configured, rewind_loaded {"worker", "count"}, rewind_started,
-rewind_results [result, ...] (every 0.2 s), rewind_done {"worker", "crashed"}. Locust drops a
-message that arrives before its handler is registered, hence the repeats of config and start.
+and worker -> master: rewind_configured {"worker"}, rewind_loaded {"worker", "count"},
+rewind_started {"worker"}, rewind_results [Result, ...] (every 0.2 s), rewind_done {"worker",
+"crashed"}. Locust drops a message that arrives before its handler is registered, hence the
+repeats of config and start. The master's side is ``replayer.engine.master``, the worker's
+``replayer.engine.worker``.
+
+Locust packs each message with msgpack. The three records inside are named on both sides and
+cross as arrays in their declared field order (compact: a run sends every step and every
+result): a ``Step`` by ``step_to_wire``/``step_from_wire``, a ``Result`` as itself (a
+NamedTuple) read back by ``results_from_wire``, the ``Settings`` by ``settings_to_wire``/
+``settings_from_wire``. tests/unit/test_replay_wire.py pins the bytes: a field added, removed or
+moved changes them, on purpose only.
 """
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass, field, fields
+
 from replayer.engine.plan import Step
 from replayer.engine.ramp import Ramp
+from replayer.judge.result import Result
 
 __all__ = ["MSG_CONFIG", "MSG_CONFIGURED", "MSG_DONE", "MSG_END", "MSG_LOAD_END", "MSG_LOADED",
-           "MSG_RESULTS", "MSG_START", "MSG_STARTED", "MSG_STEPS", "MSG_STOP", "send_steps",
-           "serve_worker", "step_from_wire", "step_to_wire"]
+           "MSG_RESULTS", "MSG_START", "MSG_STARTED", "MSG_STEPS", "MSG_STOP", "STEP_FIELDS",
+           "Settings", "results_from_wire", "send_steps", "settings_from_wire", "settings_to_wire",
+           "step_from_wire", "step_to_wire"]
 
 MSG_CONFIG, MSG_CONFIGURED = "rewind_config", "rewind_configured"
 MSG_STEPS, MSG_LOAD_END, MSG_LOADED = "rewind_steps", "rewind_loaded?", "rewind_loaded"
@@ -33,17 +46,50 @@ MSG_STOP, MSG_END = "rewind_stop", "rewind_end"
 BATCH_STEPS = 500  # steps per message
 BATCH_BYTES = 1 << 20  # or fewer, when their bodies add up to this
 
+STEP_FIELDS = tuple(f.name for f in fields(Step))  # a step on the wire: these, in this order
+
+
+@dataclass(slots=True)
+class Settings:
+    """What a worker needs besides its steps, sent once (``rewind_config``)."""
+
+    target: str
+    ignore: list[str] = field(default_factory=list)  # --ignore JSON paths
+    timeout: float = 30.0  # per request
+    loop: bool = False
+    duration: float | None = None  # stop sending after this many seconds
+    span: float = 0.0  # with loop: iteration i is due i * span later
+    ramp: Ramp | None = None  # ramp mode: the k-th request is due at ramp.due(k)
+    planned: int = 0  # steps in the whole plan (all workers): k = idx + iteration * planned
+    follow: bool = False  # steps keep arriving until rewind_end
+    idle_s: float = 60.0  # follow: a replay connection idle this long is closed
+    noise: dict[str, list[str]] = field(default_factory=dict)  # endpoint -> learned noisy paths
+    keep_bodies: bool = False  # results carry the answer's body (baseline runs)
+
 
 def step_to_wire(s: Step) -> list:
-    return [s.idx, s.conn, s.due, s.method, s.target, s.headers, s.body, s.endpoint,
-            s.rec_status, s.rec_body, s.rec_body_ok, s.version]
+    return [getattr(s, name) for name in STEP_FIELDS]
 
 
 def step_from_wire(v: list) -> Step:
-    (idx, conn, due, method, target, headers, body, endpoint, rec_status, rec_body,
-     rec_body_ok, version) = v
-    return Step(idx, conn, due, method, target, [tuple(h) for h in headers], body, endpoint,
-                rec_status, rec_body, rec_body_ok, version)
+    d = dict(zip(STEP_FIELDS, v, strict=True))
+    d["headers"] = [tuple(h) for h in d["headers"]]  # msgpack gives lists
+    return Step(**d)
+
+
+def results_from_wire(batch: list[list]) -> list[Result]:
+    return [Result._make(v) for v in batch]
+
+
+def settings_to_wire(s: Settings) -> dict:
+    d = asdict(s)
+    d["ramp"] = s.ramp.to_json() if s.ramp else None
+    return d
+
+
+def settings_from_wire(d: dict) -> Settings:
+    ramp = d.get("ramp")
+    return Settings(**{**d, "ramp": Ramp(**ramp) if ramp else None})
 
 
 def send_steps(runner, client_id: str, steps: list[Step]) -> None:
@@ -57,63 +103,3 @@ def send_steps(runner, client_id: str, steps: list[Step]) -> None:
             batch, size = [], 0
     if batch:
         runner.send_message(MSG_STEPS, {"steps": batch}, client_id)
-
-
-def serve_worker(runner, settings, log) -> None:
-    """Register the worker's side of the conversation on a Locust WorkerRunner."""
-
-    def on_config(msg, **_kw) -> None:
-        data = msg.data
-        if settings.worker is None:
-            settings.worker = data["worker"]
-            apply_settings(settings, data["settings"])
-            log.info("replay.worker.configured", worker=settings.worker,
-                     target=settings.target, follow=settings.follow)
-        runner.send_message(MSG_CONFIGURED, {"worker": settings.worker})
-
-    def on_steps(msg, **_kw) -> None:
-        settings.inbox([step_from_wire(v) for v in msg.data["steps"]])
-
-    def on_load_end(msg, **_kw) -> None:
-        runner.send_message(MSG_LOADED, {"worker": settings.worker, "count": len(settings.steps)})
-
-    def on_start(msg, **_kw) -> None:
-        if settings.t0_wall is None:  # repeated by the master; only the first one counts
-            settings.t0_wall = msg.data["t0"]
-            settings.started.set()
-        runner.send_message(MSG_STARTED, {"worker": settings.worker})
-
-    def on_stop(msg, **_kw) -> None:
-        settings.stop_at = msg.data["at"]
-
-    def on_end(msg, **_kw) -> None:
-        settings.ended.set()
-
-    for name, fn in ((MSG_CONFIG, on_config), (MSG_STEPS, on_steps), (MSG_LOAD_END, on_load_end),
-                     (MSG_START, on_start), (MSG_STOP, on_stop), (MSG_END, on_end)):
-        runner.register_message(name, fn)
-
-
-def settings_to_wire(*, target: str, ignore: list[str], timeout: float, loop: bool,
-                     duration: float | None, span: float, ramp: Ramp | None, planned: int,
-                     follow: bool, idle_s: float, noise: dict | None = None,
-                     keep_bodies: bool = False) -> dict:
-    return {"target": target, "ignore": ignore, "timeout": timeout, "loop": loop,
-            "duration": duration, "span": span, "ramp": ramp.to_json() if ramp else None,
-            "planned": planned, "follow": follow, "idle_s": idle_s, "noise": noise or {},
-            "keep_bodies": keep_bodies}
-
-
-def apply_settings(settings, d: dict) -> None:
-    settings.target = d["target"]
-    settings.ignore = d["ignore"]
-    settings.timeout = d["timeout"]
-    settings.loop = d["loop"]
-    settings.duration = d["duration"]
-    settings.span = d["span"]
-    settings.ramp = Ramp(**d["ramp"]) if d.get("ramp") else None
-    settings.planned = d["planned"]
-    settings.follow = d["follow"]
-    settings.idle_s = d["idle_s"]
-    settings.noise = d["noise"]
-    settings.keep_bodies = d["keep_bodies"]

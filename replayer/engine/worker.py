@@ -4,8 +4,9 @@ The master (``rewind-replay``) starts these itself (``--workers N``, processes o
 waits for N of them started elsewhere (``--external-workers N``: Pods of a Kubernetes Job). Either
 way a worker knows only where the master is; everything else arrives over Locust messages
 (``replayer.engine.wire``): its index and settings, its share of the plan in batches (or, with
-``--follow``, live batches as the master reads them), the start time, stop and end. It replays,
-sends its results back, and exits when the master ends the run.
+``--follow``, live batches as the master reads them), the start time, stop and end.
+``serve_worker`` answers them into the run's ``RunState`` (``environment.rewind``), which the
+``ReplayUser`` reads. It replays, sends its results back, and exits when the master ends the run.
 """
 
 from __future__ import annotations
@@ -13,21 +14,33 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from typing import TYPE_CHECKING
 
+from replayer.engine import wire
 from sidecar.common import cli_args as a
+from sidecar.contract.exit_codes import WorkerExit
 
-EXIT_OK, EXIT_USAGE, EXIT_NO_MASTER, EXIT_MASTER_GONE = 0, 2, 3, 4
+if TYPE_CHECKING:  # imported in main, after gevent's monkey-patching
+    from replayer.engine.state import RunState
+
+__all__ = ["build_parser", "main", "serve_worker"]
+
+EXIT_HELP = {
+    WorkerExit.OK: "this worker's share was replayed and sent, and the master ended the run",
+    WorkerExit.USAGE: "bad arguments",
+    WorkerExit.NO_MASTER: "no master answered at --master-host:--master-port within "
+                          "--connect-timeout",
+    WorkerExit.MASTER_GONE: "the master went away (quit, or no heartbeat for 60 s) before this "
+                            "worker had sent all its results (the run was aborted; the master "
+                            "reports it)",
+}
 
 EPILOG = """\
 examples:
   rewind-replay-worker --master-host rewind-master --master-port 5557
   REWIND_MASTER_HOST=10.0.0.5 REWIND_MASTER_PORT=5557 rewind-replay-worker
 
-exit codes: 0 this worker's share was replayed and sent, and the master ended the run;
-2 bad arguments; 3 no master answered at --master-host:--master-port within --connect-timeout;
-4 the master went away (quit, or no heartbeat for 60 s) before this worker had sent all its
-results (the run was aborted; the master reports it)
-"""
+""" + a.exit_codes_help(EXIT_HELP)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,6 +62,43 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def serve_worker(runner, state: RunState, log) -> None:
+    """Register the worker's side of the conversation (``replayer.engine.wire``) on a Locust
+    WorkerRunner; what arrives goes into ``state``."""
+
+    def on_config(msg, **_kw) -> None:
+        data = msg.data
+        if state.worker is None:
+            state.settings = wire.settings_from_wire(data["settings"])
+            state.worker = data["worker"]
+            log.info("replay.worker.configured", worker=state.worker,
+                     target=state.settings.target, follow=state.settings.follow)
+        runner.send_message(wire.MSG_CONFIGURED, {"worker": state.worker})
+
+    def on_steps(msg, **_kw) -> None:
+        state.add_steps([wire.step_from_wire(v) for v in msg.data["steps"]])
+
+    def on_load_end(msg, **_kw) -> None:
+        runner.send_message(wire.MSG_LOADED, {"worker": state.worker, "count": len(state.steps)})
+
+    def on_start(msg, **_kw) -> None:
+        if state.t0_wall is None:  # repeated by the master; only the first one counts
+            state.t0_wall = msg.data["t0"]
+            state.started.set()
+        runner.send_message(wire.MSG_STARTED, {"worker": state.worker})
+
+    def on_stop(msg, **_kw) -> None:
+        state.stop_at = msg.data["at"]
+
+    def on_end(msg, **_kw) -> None:
+        state.ended.set()
+
+    for name, fn in ((wire.MSG_CONFIG, on_config), (wire.MSG_STEPS, on_steps),
+                     (wire.MSG_LOAD_END, on_load_end), (wire.MSG_START, on_start),
+                     (wire.MSG_STOP, on_stop), (wire.MSG_END, on_end)):
+        runner.register_message(name, fn)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from gevent import monkey
@@ -59,8 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     from locust import runners
     from locust.env import Environment
 
-    from replayer.engine import wire
-    from replayer.engine.user import SETTINGS, ReplayUser
+    from replayer.engine.state import RunState
+    from replayer.engine.user import ReplayUser
     from sidecar.common import logs
 
     logs.configure(args.log_level, json={"auto": None, "json": True, "console": False}[args.log_format])
@@ -68,20 +118,21 @@ def main(argv: list[str] | None = None) -> int:
     # Locust retries every CONNECT_TIMEOUT (5 s) this many times, then raises ConnectionError
     runners.CONNECT_RETRY_COUNT = max(0, math.ceil(args.connect_timeout / runners.CONNECT_TIMEOUT) - 1)
     env = Environment(user_classes=[ReplayUser])
+    state = env.rewind = RunState()
     try:
         runner = env.create_worker_runner(args.master_host, args.master_port)
     except ConnectionError:
         log.error("replay.worker.no_master", master=f"{args.master_host}:{args.master_port}",
                   waited_s=args.connect_timeout)
-        return EXIT_NO_MASTER
-    wire.serve_worker(runner, SETTINGS, log)
+        return WorkerExit.NO_MASTER
+    serve_worker(runner, state, log)
     log.info("replay.worker.connected", master=f"{args.master_host}:{args.master_port}")
     runner.greenlet.join()
-    if SETTINGS.finished:
-        log.info("replay.worker.done", worker=SETTINGS.worker)
-        return EXIT_OK
-    log.error("replay.worker.master_gone", worker=SETTINGS.worker)
-    return EXIT_MASTER_GONE
+    if state.finished:
+        log.info("replay.worker.done", worker=state.worker)
+        return WorkerExit.OK
+    log.error("replay.worker.master_gone", worker=state.worker)
+    return WorkerExit.MASTER_GONE
 
 
 if __name__ == "__main__":

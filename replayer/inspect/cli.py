@@ -8,6 +8,7 @@ import sys
 
 from replayer.source.timespec import join_relative_times
 from sidecar.common import cli_args as a
+from sidecar.contract.exit_codes import InspectExit
 
 EXAMPLES = """\
 examples:
@@ -33,12 +34,17 @@ examples:
   rewind-inspect verify --source /archive --stream orders
 
 times: ISO-8601 (local time without an offset), now, -15m / -2h30m / -7d (before now),
-  +15m (for --to: after --from), @EPOCH_SECONDS. --from is inclusive, --to exclusive.
-exit codes: 0 done (an empty range is not an error), 2 bad arguments or --source,
-  1 other failure (Redis unreachable, an unreadable segment; verify: a segment failed)
+  +15m (for --to: after --from), @EPOCH_SECONDS. --from is inclusive, --to exclusive;
+  --from-id and --to-id are both inclusive (as in rewind-replay).
+
 """
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+EXIT_HELP = {
+    InspectExit.OK: "done (an empty range is not an error)",
+    InspectExit.FAILURE: "other failure (Redis unreachable, an unreadable segment; verify: a "
+                         "segment failed)",
+    InspectExit.USAGE: "bad arguments or --source",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="rewind-inspect",
         description="List, print, export and count captured HTTP records, wherever they are: "
         "a Redis stream, an archive folder written by rewind-archive, or an exported file.",
-        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=EXAMPLES + a.exit_codes_help(EXIT_HELP),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     ls = sub.add_parser("list", parents=[common], help="streams and archives with their spans")
     ls.add_argument("--jsonl", action="store_true", help="one JSON object per line")
@@ -105,13 +112,13 @@ def main(argv: list[str] | None = None) -> int:
         return inspect_run.run(args)
     except inspect_run.UsageError as exc:
         print(f"rewind-inspect: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return InspectExit.USAGE
     except BrokenPipeError:  # `| head`
         sys.stderr.close()
-        return EXIT_OK
+        return InspectExit.OK
     except Exception as exc:  # noqa: BLE001 -- one line for people, not a traceback
         print(f"rewind-inspect: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
+        return InspectExit.FAILURE
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from sidecar.contract.archive_lines import record_line
 from sidecar.contract.segments import SUFFIX, SegmentError, verify
 from sidecar.contract.stream_ids import parse_id
 from sidecar.common.redis_client import connect
+from sidecar.contract.exit_codes import InspectExit
 
 from replayer.source.archive_reader import ArchiveReader
 from replayer.source.export import export
@@ -71,7 +72,7 @@ def run(args, out=None, err=None) -> int:
     elif stats.late:
         print(f"note: {stats.late} records were more than --reorder ({args.reorder:g}s) out of "
               "capture order and came out late", file=err)
-    return 0
+    return InspectExit.OK
 
 
 def _window(args) -> Window:
@@ -160,7 +161,7 @@ def _list(args, out) -> int:
         out.write(spans_table(found) + "\n")
     else:
         print("no streams or archives found", file=sys.stderr)
-    return 0
+    return InspectExit.OK
 
 
 def _verify(args, out) -> int:
@@ -186,4 +187,4 @@ def _verify(args, out) -> int:
             if str(path.relative_to(root)) not in listed:
                 out.write(f"UNLISTED {path.relative_to(root)} (the archiver lists it at its next start)\n")
         out.write(f"{root}: {checked} segments checked, {failed} failed\n")
-    return 1 if failed else 0
+    return InspectExit.FAILURE if failed else InspectExit.OK

@@ -1,1 +1,2 @@
-"""Judging a replay: comparing answers, learned noise, results, the verdict, the report and HTML."""
+"""Judging a replay: the per-request result and the rules read from it (``result``), comparing
+answers, learned noise, summaries, the verdict, the report and HTML."""

@@ -3,7 +3,8 @@
 Status codes must be equal. Bodies: when both parse as JSON, they are compared value by value
 and the differing JSON paths are listed (``$.items[3].id``), leaving out the ``ignore`` paths;
 otherwise the bytes must be equal. Ignore paths: ``$.created_at`` (that field), ``$.items[*].id``
-(any element), ``$..id`` (a field of that name at any depth).
+(any element), ``$..id`` (a field of that name at any depth), read by
+``sidecar.contract.jsonpath.parse_path`` (the redaction rules use the same paths).
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ from dataclasses import dataclass
 import orjson
 
 from sidecar.contract.content_coding import decoded
-from sidecar.contract.jsonpath import parse_path as _parse_path
+from sidecar.contract.jsonpath import parse_path
 
-__all__ = ["Comparer", "Outcome", "body_diffs", "parse_path"]
+__all__ = ["Comparer", "Outcome", "body_diffs"]
 
 MAX_DIFFS = 5  # differing paths kept per response
 _MAY_BE_JSON = re.compile(rb"[ \t\r\n]*[\[{\"\-0-9tfn]")  # how a JSON text can start
@@ -27,11 +28,6 @@ class Outcome:
     status_ok: bool
     body_ok: bool | None  # None: not compared (status differs, or recorded body was cut)
     diffs: tuple[str, ...] = ()
-
-
-def parse_path(text: str) -> tuple:
-    """``$.a[*]..b`` -> (("key","a"),("idx","*"),("any","b")); ValueError if not a path."""
-    return _parse_path(text)
 
 
 def _matches(pattern: tuple, path: tuple) -> bool:

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from replayer.judge.compare import body_diffs
+from replayer.judge.result import Result
 
 __all__ = ["Noise", "learn_from_baseline", "learn_noise"]
 
@@ -44,29 +45,29 @@ def _general(path: str) -> str:
     return _INDEX.sub("[*]", path.removesuffix(" (length)"))
 
 
-def learn_noise(run_a: list[tuple], run_b: list[tuple]) -> Noise:
-    """Noisy paths per endpoint from two runs of the same plan (results with bodies, field 14)."""
-    first = {r[0]: r for r in run_a if r[13] == 0}
+def learn_noise(run_a: list[Result], run_b: list[Result]) -> Noise:
+    """Noisy paths per endpoint from two runs of the same plan (results with their bodies)."""
+    first = {r.idx: r for r in run_a if r.iteration == 0}
     noise = Noise()
     paths: dict[str, set[str]] = defaultdict(set)
     for r in run_b:
-        a = first.get(r[0])
-        if a is None or r[13] != 0:
+        a = first.get(r.idx)
+        if a is None or r.iteration != 0:
             continue
-        if a[8] is not None or r[8] is not None:
+        if a.error is not None or r.error is not None:
             noise.unanswered += 1
             continue
-        if a[7] != r[7]:
-            noise.status_flaps[r[9]] += 1
+        if a.status != r.status:
+            noise.status_flaps[r.endpoint] += 1
             continue
         noise.compared += 1
-        for d in body_diffs(a[14], r[14]):
-            paths[r[9]].add(_general(d))
+        for d in body_diffs(a.body, r.body):
+            paths[r.endpoint].add(_general(d))
     noise.paths = {ep: sorted(p) for ep, p in sorted(paths.items())}
     return noise
 
 
-def learn_from_baseline(baseline: str, run: Callable[[str], list[tuple]],
+def learn_from_baseline(baseline: str, run: Callable[[str], list[Result]],
                         log: Callable[..., None]) -> Noise:
     """Replay twice against ``baseline`` (``run(target)`` returns a run's results with bodies)
     and learn the noise from the two runs."""

@@ -1,52 +1,27 @@
 """Turn the per-request results of a run into the report's numbers: ``summarize(results, ...)``.
 
-A result is the tuple ``replay_connection`` appends (see ``Result`` below for the fields).
-Errors are transport failures (no answer: refused, reset, timeout) plus 5xx answers; a status
-that differs from the recording is a *mismatch*, counted apart from errors.
+The results are ``replayer.judge.result.Result`` records. Errors are what ``result.is_error``
+says (no answer: refused, reset, timeout; or a 5xx answer); a status that differs from the
+recording is a *mismatch*, counted apart from errors. Percentiles are nearest-rank
+(``result.nearest_rank``).
 """
 
 from __future__ import annotations
 
-import math
 from collections import Counter, defaultdict
-from typing import NamedTuple
 
-__all__ = ["Result", "percentiles", "summarize"]
+from replayer.judge.result import Result, nearest_rank
+
+__all__ = ["percentiles", "summarize"]
 
 PCTS = (50, 90, 95, 99)
 BUCKETS = (0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300)
 TOP = 20
 
 
-class Result(NamedTuple):
-    idx: int
-    worker: int
-    due: float  # s after start
-    sent: float  # s after start
-    lag_ms: float  # sent - due
-    wait_ms: float  # part of the lag spent waiting for the previous answer on the connection
-    latency_ms: float
-    status: int  # 0: no answer
-    error: str | None
-    endpoint: str
-    status_ok: bool
-    body_ok: bool | None
-    diffs: list
-    iteration: int
-    body: bytes | None = None  # the answer, only in baseline runs (learning noise)
-
-
-def pct(sorted_values: list[float], p: float) -> float | None:
-    """Nearest-rank percentile of an ascending list (None when empty)."""
-    if not sorted_values:
-        return None
-    k = max(0, math.ceil(p / 100 * len(sorted_values)) - 1)
-    return sorted_values[k]
-
-
 def percentiles(values: list[float]) -> dict:
     v = sorted(values)
-    out = {f"p{p}": _r(pct(v, p)) for p in PCTS}
+    out = {f"p{p}": _r(nearest_rank(v, p)) for p in PCTS}
     out["max"] = _r(v[-1]) if v else None
     out["mean"] = _r(sum(v) / len(v)) if v else None
     return out
@@ -56,13 +31,9 @@ def _r(x: float | None) -> float | None:
     return None if x is None else round(x, 3)
 
 
-def _is_error(r: Result) -> bool:
-    return r.error is not None or r.status >= 500
-
-
 def _rates(rs: list[Result]) -> dict:
     n = len(rs)
-    errors = sum(1 for r in rs if _is_error(r))
+    errors = sum(1 for r in rs if r.failed)
     answered = [r for r in rs if r.error is None]
     compared = [r for r in answered if r.body_ok is not None]
     return {
@@ -78,8 +49,8 @@ def _rates(rs: list[Result]) -> dict:
     }
 
 
-def summarize(raw: list[tuple], *, mode: str, recorded_status: Counter | None = None) -> dict:
-    rs = sorted((Result(*r) for r in raw), key=lambda r: r.sent)
+def summarize(results: list[Result], *, mode: str, recorded_status: Counter | None = None) -> dict:
+    rs = sorted(results, key=lambda r: r.sent)
     n = len(rs)
     timed = mode != "max"  # in max mode nothing is "due", so lag means nothing
     span = rs[-1].sent - rs[0].sent if n > 1 else 0.0
@@ -114,7 +85,7 @@ def summarize(raw: list[tuple], *, mode: str, recorded_status: Counter | None = 
         "waited_for_connection": sum(1 for r in rs if r.wait_ms > 0) if timed else None,
         "status_codes": dict(sorted(Counter(str(r.status) for r in rs).items())),
         "recorded_status_codes": dict(sorted((str(k), v) for k, v in (recorded_status or {}).items())),
-        "errors": dict(Counter(r.error or f"HTTP {r.status}" for r in rs if _is_error(r))
+        "errors": dict(Counter(r.error or f"HTTP {r.status}" for r in rs if r.failed)
                        .most_common(TOP)),
         "endpoints": endpoints,
         "series": _series(rs, timed),
@@ -135,15 +106,15 @@ def _series(rs: list[Result], timed: bool) -> dict:
     for i, g in enumerate(groups):
         s["t"].append(round(i * bucket, 3))
         s["rps"].append(round(len(g) / bucket, 2))
-        s["errors_per_s"].append(round(sum(1 for r in g if _is_error(r)) / bucket, 2))
+        s["errors_per_s"].append(round(sum(1 for r in g if r.failed) / bucket, 2))
         lat = sorted(r.latency_ms for r in g if r.error is None)
         for p in PCTS:
-            s[f"p{p}_ms"].append(_r(pct(lat, p)))
+            s[f"p{p}_ms"].append(_r(nearest_rank(lat, p)))
         s["max_ms"].append(_r(lat[-1]) if lat else None)
         if timed:
             lag = sorted(r.lag_ms for r in g)
-            s["lag_p50_ms"].append(_r(pct(lag, 50)))
-            s["lag_p99_ms"].append(_r(pct(lag, 99)))
+            s["lag_p50_ms"].append(_r(nearest_rank(lag, 50)))
+            s["lag_p99_ms"].append(_r(nearest_rank(lag, 99)))
             s["lag_max_ms"].append(_r(lag[-1]) if lag else None)
     # what the schedule asked for, by due time
     due = [0] * count

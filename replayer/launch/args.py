@@ -18,11 +18,16 @@ from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
 
 from replayer.launch.manifests import RUN_ID
+from replayer.replay.parser import EXIT_HELP as REPLAY_EXIT_HELP
 from sidecar.common import cli_args as a
+from sidecar.contract.exit_codes import LaunchExit
 
-__all__ = ["EXIT_NO_VERDICT", "EXIT_USAGE", "build_parser", "parse"]
+__all__ = ["build_parser", "parse"]
 
-EXIT_USAGE, EXIT_NO_VERDICT = 2, 6
+EXIT_HELP = {**REPLAY_EXIT_HELP, LaunchExit.NO_VERDICT: (
+    "no verdict: the cluster refused or could not be reached, a Pod could not start, the master "
+    "Job ended without an exit code, --timeout passed, rewind-launch was interrupted, or "
+    "--report was asked for and the report did not come back")}
 # set by rewind-launch itself, so not accepted among the passed-on flags
 OWN = {"--workers", "--external-workers", "--master-bind-host", "--master-bind-port", "--report",
        "--thresholds", "--credentials", "--log-level", "--log-format", "--timeout"}
@@ -45,11 +50,6 @@ Flags rewind-launch does not know go to rewind-replay in the master Pod (see rew
 --help); write a value that starts with '-' as --from=-15m. The replay's per-request --timeout
 is --request-timeout here (--timeout is how long rewind-launch waits).
 
-exit codes (rewind-replay's, from the master Pod): 0 passed, 1 thresholds failed, 2 bad
-arguments or input, 3 target unreachable, 4 source unreachable, 5 the replay run failed;
-and 6 no verdict: the cluster refused or could not be reached, a Pod could not start, the
-master Job ended without an exit code, --timeout passed, rewind-launch was interrupted, or
---report was asked for and the report did not come back
 """
 
 
@@ -67,7 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
         "Indexed Job of N workers and the Service between them, all labelled with one run id;\n"
         "wait, show progress, bring the report back, exit with the replay's verdict, and\n"
         "delete everything it created (also when interrupted). docs/launch.md has the details.",
-        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=EXAMPLES + a.exit_codes_help(
+            EXIT_HELP, title="exit codes (0-5 are rewind-replay's, from the master Pod)"),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     a.add(p, "--namespace", default=None,
           help="namespace of the run (default: the kubeconfig context's, else default)")
     a.add(p, "--kubeconfig", default=None, help="kubeconfig file (default $KUBECONFIG, "
@@ -117,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _without_replay_env():
     """rewind-replay's REWIND_* defaults of this machine do not reach the Pod: keep them out
     of the check too."""
-    from replayer.replay.cli import build_parser as replay_parser
+    from replayer.replay.parser import build_parser as replay_parser
     from sidecar.common.cli_args import env_name
     keys = {env_name(s) for act in replay_parser()._actions for s in act.option_strings
             if s.startswith("--")}
@@ -153,9 +155,10 @@ def parse(argv: list[str] | None):
 
     p = build_parser()
     args, rest = p.parse_known_args(join_relative_times(sys.argv[1:] if argv is None else list(argv)))
-    for name in ("keep", "dry_run"):  # REWIND_KEEP=1 arrives as a string
-        if isinstance(getattr(args, name), str):
-            setattr(args, name, getattr(args, name).strip().lower() in ("1", "true", "yes"))
+    try:  # REWIND_KEEP=1 arrives as a string
+        args.keep, args.dry_run = a.boolean(args.keep), a.boolean(args.dry_run)
+    except argparse.ArgumentTypeError as exc:
+        p.error(f"--keep/--dry-run (REWIND_KEEP/REWIND_DRY_RUN): {exc}")
     if args.delete is not None:
         if not RUN_ID.match(args.delete):
             p.error(f"--delete: not a run id: {args.delete!r}")
@@ -190,14 +193,14 @@ def parse(argv: list[str] | None):
             except (OSError, UnicodeDecodeError) as exc:
                 p.error(f"--{name}: cannot read {path}: {getattr(exc, 'strerror', exc)}")
             check += [f"--{name}", path]
-    from replayer.replay import cli as replay_cli
+    from replayer.replay import options as replay_options
     with _without_replay_env():
         try:
-            replay_cli.parse(check)
+            replay_options.parse(check)
         except SystemExit as exc:
             if exc.code:
                 print("rewind-launch: the rewind-replay flags above are not valid; nothing was "
                       "created", file=sys.stderr)
-                raise SystemExit(EXIT_USAGE) from None
+                raise SystemExit(LaunchExit.USAGE) from None
             raise
     return args, rest, files

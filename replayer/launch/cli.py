@@ -1,9 +1,10 @@
 """``rewind-launch``: a distributed replay as Kubernetes Jobs, without an operator.
 
-Creates the run's objects (``launch_manifests``), waits for the master's verdict
-(``launch_wait``), unpacks the report bundle from the master's log (``launch_bundle``) and
-deletes every object of the run, also on SIGINT/SIGTERM (a second signal during the clean-up
-is ignored). The exit code is the replay's, or 6 when there is no verdict (``--help``).
+Creates the run's objects (``replayer.launch.manifests``), waits for the master's verdict
+(``replayer.launch.wait``), unpacks the report bundle from the master's log
+(``replayer.launch.bundle``) and deletes every object of the run, also on SIGINT/SIGTERM (a
+second signal during the clean-up is ignored). The exit code is the replay's (``ReplayExit``),
+or ``LaunchExit.NO_VERDICT`` when there is none (``--help``).
 """
 
 from __future__ import annotations
@@ -14,16 +15,17 @@ import sys
 
 import structlog
 
-from replayer.launch.args import EXIT_NO_VERDICT, parse
+from replayer.launch.args import parse
 from replayer.launch.bundle import BundleError, find_bundle, unpack
 from replayer.launch.kube import Cluster, ClusterError, connect
 from replayer.launch.manifests import LaunchSpec, build, names, with_owner
 from replayer.launch.wait import Outcome, Waiter
 from sidecar.common import logs
+from sidecar.contract.exit_codes import LaunchExit, ReplayExit
 
 __all__ = ["main"]
 
-VERDICTS = range(0, 6)  # rewind-replay's exit codes
+VERDICTS = frozenset(int(code) for code in ReplayExit)  # passed on as they are
 
 
 class Interrupted(BaseException):
@@ -74,12 +76,12 @@ def delete_run(cluster: Cluster, run_id: str, created: list[tuple[str, str]], lo
 
 def verdict(outcome: Outcome, log) -> int:
     if outcome.exit_code is None:
-        log.error("launch.no_verdict", reason=outcome.reason, exit_code=EXIT_NO_VERDICT)
-        return EXIT_NO_VERDICT
+        log.error("launch.no_verdict", reason=outcome.reason, exit_code=int(LaunchExit.NO_VERDICT))
+        return LaunchExit.NO_VERDICT
     if outcome.exit_code not in VERDICTS:
         log.error("launch.no_verdict", reason=f"{outcome.reason}: not a rewind-replay exit code",
-                  exit_code=EXIT_NO_VERDICT)
-        return EXIT_NO_VERDICT
+                  exit_code=int(LaunchExit.NO_VERDICT))
+        return LaunchExit.NO_VERDICT
     return outcome.exit_code
 
 
@@ -100,7 +102,7 @@ def collect(waiter: Waiter, outcome: Outcome, run_id: str, folder: str, log) -> 
 def launch(cluster: Cluster, spec: LaunchSpec, args, log, echo) -> int:
     created: list[tuple[str, str]] = []
     old = {s: signal.signal(s, _interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
-    code = EXIT_NO_VERDICT
+    code = LaunchExit.NO_VERDICT
     try:
         owner = None
         for obj in build(spec):
@@ -118,14 +120,14 @@ def launch(cluster: Cluster, spec: LaunchSpec, args, log, echo) -> int:
         code = verdict(outcome, log)
         if args.report and outcome.exit_code is not None and not collect(
                 waiter, outcome, spec.run_id, args.report, log):
-            code = EXIT_NO_VERDICT
-        log.info("launch.done", run_id=spec.run_id, exit_code=code, reason=outcome.reason)
+            code = LaunchExit.NO_VERDICT
+        log.info("launch.done", run_id=spec.run_id, exit_code=int(code), reason=outcome.reason)
     except Interrupted as exc:
-        log.warning("launch.interrupted", signal=str(exc), exit_code=EXIT_NO_VERDICT)
-        code = EXIT_NO_VERDICT
+        log.warning("launch.interrupted", signal=str(exc), exit_code=int(LaunchExit.NO_VERDICT))
+        code = LaunchExit.NO_VERDICT
     except ClusterError as exc:
-        log.error("launch.cluster_error", error=str(exc), exit_code=EXIT_NO_VERDICT)
-        code = EXIT_NO_VERDICT
+        log.error("launch.cluster_error", error=str(exc), exit_code=int(LaunchExit.NO_VERDICT))
+        code = LaunchExit.NO_VERDICT
     finally:
         for s in old:
             signal.signal(s, signal.SIG_IGN)  # the clean-up must finish
@@ -150,15 +152,15 @@ def main(argv: list[str] | None = None) -> int:
                              if "credentials" in files else {})}
         spec = make_spec(args, replay_argv, shown, args.namespace or "default")
         sys.stdout.write(yaml.safe_dump_all(build(spec), sort_keys=False))
-        return 0
+        return ReplayExit.OK
     try:
         api, namespace = connect(args.kubeconfig, args.context)
     except ClusterError as exc:
         print(f"rewind-launch: {exc}", file=sys.stderr)
-        return EXIT_NO_VERDICT
+        return LaunchExit.NO_VERDICT
     cluster = Cluster(api, args.namespace or namespace)
     if args.delete is not None:
-        return 0 if delete_run(cluster, args.delete, [], log) else EXIT_NO_VERDICT
+        return ReplayExit.OK if delete_run(cluster, args.delete, [], log) else LaunchExit.NO_VERDICT
 
     def echo(line: str) -> None:
         print(line, file=sys.stderr, flush=True)

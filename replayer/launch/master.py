@@ -15,7 +15,9 @@ import subprocess
 import sys
 
 from replayer.launch.bundle import lines, pack
+from replayer.replay.parser import EXIT_HELP
 from sidecar.common import cli_args as a
+from sidecar.contract.exit_codes import LaunchExit
 
 EPILOG = """\
 example (what rewind-launch puts in the master Job):
@@ -23,9 +25,8 @@ example (what rewind-launch puts in the master Job):
       --source redis://redis:6379/0 --stream orders --target http://candidate:8080 \\
       --external-workers 4 --report /reports/nightly-42
 
-exit codes: rewind-replay's (0 passed, 1 failed, 2 bad input, 3 target unreachable, 4 source
-unreachable, 5 run failed); 128+N when rewind-replay was killed by signal N; 2 for bad arguments
-of this command
+""" + a.exit_codes_help(EXIT_HELP, title="exit codes (rewind-replay's)") + """\
+and 128+N when rewind-replay was killed by signal N; 2 also for bad arguments of this command
 """
 
 
@@ -49,7 +50,7 @@ def main(argv: list[str] | None = None, *, out=None) -> int:
     replay = args.replay_args[1:] if args.replay_args[:1] == ["--"] else args.replay_args
     if not replay:
         print("rewind-launch-master: give the rewind-replay arguments after --", file=sys.stderr)
-        return 2
+        return LaunchExit.USAGE
     child = subprocess.Popen([sys.executable, "-m", "replayer.replay.cli", *replay])
 
     def forward(signum, _frame) -> None:

@@ -1,1 +1,3 @@
-"""rewind-replay: the command that reads a range, runs the engine and judges the result."""
+"""rewind-replay: the command (``cli``), its flags (``parser``) checked into ``Options``
+(``options``), the phases that read the source, plan and run (``phases``) and those that judge
+and report (``judging``)."""

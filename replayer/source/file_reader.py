@@ -11,11 +11,11 @@ from pathlib import Path
 
 import orjson
 
+from sidecar.contract.archive_lines import line_record
 from sidecar.contract.record import SCHEMA_VERSION, RecordError
 from sidecar.contract.segments import iter_lines
 from sidecar.contract.stream_ids import StreamId, parse_id
 
-from replayer.source.archive_reader import decode_line
 from replayer.source.window import Span
 
 __all__ = ["FileReader", "is_zstd"]
@@ -56,7 +56,7 @@ class FileReader:
                 raise RecordError(f"{self.path}:{n}: record schema v{doc.get('v')} is not "
                                   f"supported (this is v{SCHEMA_VERSION})")
             if lo <= sid <= hi:
-                yield sid, ts, doc, decode_line
+                yield sid, ts, doc, line_record
 
     def span(self) -> Span:
         count, ids, ts = 0, [], []

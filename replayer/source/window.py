@@ -2,7 +2,9 @@
 
 A window is a capture-time range (``start_ns`` inclusive, ``end_ns`` exclusive, compared with a
 record's ``ts_ns``), a stream-id range (both ends inclusive), or both (a record must be in
-both). Sources find records by stream id, so a time window is looked up as the id range
+both). It is the one window of every reader: ``rewind-replay`` and ``rewind-inspect`` turn
+``--from``/``--to`` into it the same way (a time ``--to`` is exclusive, an id ``--to`` names the
+last entry read). Sources find records by stream id, so a time window is looked up as the id range
 ``[start - margin, end + margin]`` and then filtered by ``ts_ns``: stream ids are the time Redis
 received the XADD, which follows the capture time by the publisher's delay (milliseconds
 normally; as long as Redis was unreachable, at worst) and differs by the clock skew between the

@@ -311,8 +311,8 @@ def test_dry_run_prints_valid_manifests_whose_commands_parse(tmp_path):
     args parse in rewind-launch-master's and rewind-replay's parsers, the workers' in
     rewind-replay-worker's; relative --from is made absolute; credentials are not printed."""
     from replayer.launch import master as launch_master
-    from replayer.replay import cli as replay_cli
     from replayer.engine import worker
+    from replayer.replay import parser as replay_parser
     creds = tmp_path / "c.yaml"
     creds.write_text("headers: {Authorization: Bearer s3cret}\n")
     out = subprocess.run([sys.executable, "-m", "replayer.launch.cli", "--dry-run", "--run-id", RUN,
@@ -325,7 +325,7 @@ def test_dry_run_prints_valid_manifests_whose_commands_parse(tmp_path):
     assert [d["kind"] for d in docs] == ["Job", "Secret", "Service", "Job"]
     master = docs[0]["spec"]["template"]["spec"]["containers"][0]
     wrapper = launch_master.build_parser().parse_args(master["args"])
-    replay = replay_cli.build_parser().parse_args(wrapper.replay_args[1:])
+    replay = replay_parser.build_parser().parse_args(wrapper.replay_args[1:])
     assert (replay.external_workers, replay.master_bind_port, replay.report) == (3, 5557, "/reports/t-1")
     assert replay.target == "http://candidate:8080" and replay.rps == 50
     assert abs(int(replay.from_) / 1e9 - (time.time() - 900)) < 60

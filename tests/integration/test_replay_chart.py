@@ -15,7 +15,7 @@ import yaml
 
 from replayer.launch import master as launch_master
 
-from replayer.replay import cli as replay_cli
+from replayer.replay import options as replay_options
 
 from replayer.engine import worker
 from replayer.launch.manifests import LAUNCHER_RULES, LaunchSpec, build
@@ -76,13 +76,14 @@ def test_container_args_parse_in_the_real_clis(scenario, tmp_path, monkeypatch):
     if "--credentials" in replay:
         (tmp_path / "c.yaml").write_text("headers: {Authorization: Bearer x}\n")
         replay[replay.index("--credentials") + 1] = str(tmp_path / "c.yaml")
-    args, _ = replay_cli.parse(replay)
-    assert args.external_workers == workers["spec"]["completions"] == workers["spec"]["parallelism"]
+    opts = replay_options.parse(replay)
+    assert opts.external
+    assert opts.workers == workers["spec"]["completions"] == workers["spec"]["parallelism"]
     run_id = master["metadata"]["labels"]["rewind.dev/run-id"]
-    assert args.report == wrapper.report_dir == f"/reports/{run_id}"
+    assert opts.report == wrapper.report_dir == f"/reports/{run_id}"
     w = worker.build_parser().parse_args(container(workers)["args"])
     service = find(docs, "Service", "-master")
-    assert w.master_host == service["metadata"]["name"] and w.master_port == args.master_bind_port
+    assert w.master_host == service["metadata"]["name"] and w.master_port == opts.bind_port
     pod_labels = master["spec"]["template"]["metadata"]["labels"]
     assert service["spec"]["selector"].items() <= pod_labels.items()
     assert workers["spec"]["completionMode"] == "Indexed"

@@ -69,7 +69,9 @@ def server(request):
 
 def step(target: str, method: str = "GET", headers=(("Host", "h"),), body: bytes = b"",
          version: str = "1.1") -> Step:
-    return Step(0, "c", 0.0, method, target, list(headers), body, "", 200, b"", True, version)
+    return Step(idx=0, conn="c", due=0.0, method=method, target=target, headers=list(headers),
+                body=body, endpoint="", rec_status=200, rec_body=b"", rec_body_ok=True,
+                version=version)
 
 
 def send(conn: Connection, *args, **kw) -> tuple[int, bytes]:
@@ -158,7 +160,7 @@ def test_request_bytes(server):
         .encode(),
         b"POST /ok HTTP/1.1\r\nHost: keep\r\nContent-Length: 0\r\n\r\n",
         b"GET /ok HTTP/1.0\r\n\r\n"]
-    assert conn.prepare(step("/ok", headers=[("Bad Name", "x")]))[0] is None
+    assert conn.prepare(step("/ok", headers=[("Bad Name", "x")])).data is None
 
 
 @pytest.mark.parametrize("server", [ANSWERS], indirect=True)

@@ -33,8 +33,7 @@ def test_ramp_finds_capacity(tmp_path):
     assert not ramp["reached_max"] and "p95<200ms" in ramp["broken_by"][0]
     steps = ramp["steps"]
     assert [st["held"] for st in steps] == [True] * (len(steps) - 1) + [False]
-    for st in steps[:-1]:  # the replayer offered each rate that held
-        assert st["achieved_rps"] == pytest.approx(st["offered_rps"], rel=0.05)
+    # that each step offers its rate is shown on a simulated clock (test_replay_pacing.py)
     # stopped at the first broken step: nothing due after it (plus the judging time) was sent
     last_due = max(st["step"] for st in steps) * 3 + 3
     assert s["totals"]["sent"] < sum(st["planned"] for st in steps) + 400 * 2

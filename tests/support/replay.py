@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import random
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 from sidecar.contract.record import Record
 from tests.support.servers import REPO, Server, start_server
 
-__all__ = ["logging_server", "read_log", "run_replay", "traffic", "write_jsonl"]
+__all__ = ["logging_server", "locust_unpatched", "read_log", "run_replay", "traffic",
+           "write_jsonl"]
 
 T0_NS = 1_700_000_000_000_000_000
 
@@ -82,3 +85,19 @@ def run_replay(*args: str, timeout: float = 180) -> tuple[int, str, str]:
     p = subprocess.run([sys.executable, "-m", "replayer.replay.cli", "--log-format", "json", *args],
                        capture_output=True, text=True, timeout=timeout, cwd=REPO)
     return p.returncode, p.stdout, p.stderr
+
+
+@contextmanager
+def locust_unpatched():
+    """Import Locust inside this block: its ``__init__`` monkey-patches the whole process with
+    gevent (threads, sockets, ssl) unless LOCUST_SKIP_MONKEY_PATCH is set, which would change
+    every other test in the pytest process. The variable is gone again after the block, so
+    processes the tests start later do not inherit it."""
+    had = "LOCUST_SKIP_MONKEY_PATCH" in os.environ
+    os.environ["LOCUST_SKIP_MONKEY_PATCH"] = "1"
+    try:
+        yield
+    finally:
+        if not had:
+            del os.environ["LOCUST_SKIP_MONKEY_PATCH"]
+

@@ -11,7 +11,8 @@ import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
-from replayer.judge.compare import body_diffs, parse_path
+from replayer.judge.compare import body_diffs
+from sidecar.contract.jsonpath import parse_path
 from sidecar.contract.content_coding import coding_of, decoded
 
 DOC = orjson.dumps({"id": 7, "ts": "2026-12-04T10:00:00Z", "items": list(range(50))})

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from replayer.replay.cli import bound, parse
+from replayer.replay.options import parse
+from replayer.replay.parser import bound
 from replayer.source.timespec import TimeSpecError, parse_bound
 
 
@@ -21,9 +22,9 @@ def test_stream_ids_times_and_ns():
 
 def test_cli_checks_the_order_of_id_bounds(capsys):
     """--from after --to is refused for ids as for times (exit 2, one line)."""
-    args, _ = parse(["--source", "x", "--target", "http://t", "--from", "1732312345678-5",
-                     "--to", "1732312345679-0"])
-    assert (args.from_id, args.to_id) == ((1732312345678, 5), (1732312345679, 0))
+    opts = parse(["--source", "x", "--target", "http://t", "--from", "1732312345678-5",
+                  "--to", "1732312345679-0"])
+    assert (opts.window.start_id, opts.window.end_id) == ((1732312345678, 5), (1732312345679, 0))
     with pytest.raises(SystemExit) as e:
         parse(["--source", "x", "--target", "http://t", "--from", "1732312345679-0",
                "--to", "1732312345678-5"])
@@ -47,15 +48,15 @@ def test_new_flags_refuse_what_does_not_go(capsys, argv, message):
 
 def test_external_workers_defaults():
     """--external-workers listens on 0.0.0.0:5557 and waits 10 minutes unless told otherwise."""
-    args, _ = parse(["--source", "x", "--target", "http://t", "--external-workers", "3"])
-    assert (args.workers, args.master_bind_host, args.master_bind_port, args.connect_timeout) \
+    opts = parse(["--source", "x", "--target", "http://t", "--external-workers", "3"])
+    assert (opts.workers, opts.bind_host, opts.bind_port, opts.connect_timeout) \
         == (3, "0.0.0.0", 5557, 600.0)
 
 
 def test_relative_times_work_without_an_equals_sign():
     """`--from -15m --to -5m` (as people type it, and as Jenkins passes it) parses like `--from=-15m`."""
     import time
-    args, _ = parse(["--source", "x", "--target", "http://t", "--from", "-15m", "--to", "-5m"])
+    window = parse(["--source", "x", "--target", "http://t", "--from", "-15m", "--to", "-5m"]).window
     now = time.time_ns()
-    assert abs(now - 15 * 60 * 10**9 - args.from_ns) < 60 * 10**9
-    assert abs(args.to_ns - args.from_ns - 10 * 60 * 10**9) < 10**9
+    assert abs(now - 15 * 60 * 10**9 - window.start_ns) < 60 * 10**9
+    assert abs(window.end_ns - window.start_ns - 10 * 60 * 10**9) < 10**9

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from replayer.judge.compare import Comparer, body_diffs, parse_path
+from replayer.judge.compare import Comparer, body_diffs
+from sidecar.contract.jsonpath import parse_path
 
 
 def test_equal_and_status():

@@ -6,13 +6,15 @@ import orjson
 
 from replayer.judge.compare import Comparer
 from replayer.judge.noise import learn_noise
+from replayer.judge.result import Result
 
 
 def res(idx: int, body, endpoint: str = "GET /a", status: int = 200, error=None,
-        iteration: int = 0) -> tuple:
+        iteration: int = 0) -> Result:
     raw = body if isinstance(body, bytes) else orjson.dumps(body)
-    return (idx, 0, 0.0, 0.0, 0.0, 0.0, 1.0, status, error, endpoint, True, True, [],
-            iteration, raw)
+    return Result(idx=idx, worker=0, due=0.0, sent=0.0, lag_ms=0.0, wait_ms=0.0, latency_ms=1.0,
+                  status=status, error=error, endpoint=endpoint, status_ok=True, body_ok=True,
+                  diffs=[], iteration=iteration, body=raw)
 
 
 def test_fields_that_differ_between_runs_are_noise_with_indices_folded():

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from replayer.engine.plan import Schedule, build_plan, endpoint_name, read_steps, write_steps
+from replayer.engine.plan import Schedule, build_plan, endpoint_name
 from replayer.engine.rewrite import Rules, parse_header
 from sidecar.contract.record import Record
 
@@ -69,14 +69,6 @@ def test_split_keeps_connections_whole_and_balanced():
         assert [s.idx for s in shard] == sorted(s.idx for s in shard)
     assert sorted(len(s) for s in plan.shards) == [200, 200, 300]
     assert plan.connections == 7 and plan.steps == 700
-
-
-def test_steps_round_trip(tmp_path):
-    """A worker reads back exactly the steps the master wrote, binary bodies included."""
-    steps = build_plan([rec(0, body=bytes(range(256)), method="POST")], Rules(),
-                       Schedule(), 1).shards[0]
-    write_steps(tmp_path / "s.jsonl", steps)
-    assert read_steps(tmp_path / "s.jsonl") == steps
 
 
 def test_endpoint_names_fold_ids():

@@ -7,6 +7,7 @@ import pytest
 
 from replayer.engine.ramp import Ramp, RampMonitor, step_table
 from replayer.engine.slo import SloError, parse_slo
+from replayer.judge.result import Result
 
 
 def test_slo_parses_latency_and_errors():
@@ -38,7 +39,9 @@ def test_ramp_due_times_encode_the_rising_rate():
 
 
 def res(due, latency=5.0, status=200, error=None, wait=0.0):
-    return (0, 0, due, due, 0.5, wait, latency, status, error, "GET /", True, True, [], 0)
+    return Result(idx=0, worker=0, due=due, sent=due, lag_ms=0.5, wait_ms=wait,
+                  latency_ms=latency, status=status, error=error, endpoint="GET /",
+                  status_ok=True, body_ok=True, diffs=[], iteration=0)
 
 
 def test_monitor_stops_at_first_broken_step():

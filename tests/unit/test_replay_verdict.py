@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from replayer.judge.result import Result
 from replayer.judge.results import summarize
 from replayer.judge.verdict import ThresholdsError, evaluate, parse_thresholds
 
@@ -11,7 +12,9 @@ from replayer.judge.verdict import ThresholdsError, evaluate, parse_thresholds
 def result(i, endpoint="GET /a", status=200, latency=10.0, error=None, status_ok=True,
            body_ok=True, sent=None):
     sent = i * 0.01 if sent is None else sent
-    return (i, 0, sent, sent, 0.5, 0.0, latency, status, error, endpoint, status_ok, body_ok, [], 0)
+    return Result(idx=i, worker=0, due=sent, sent=sent, lag_ms=0.5, wait_ms=0.0,
+                  latency_ms=latency, status=status, error=error, endpoint=endpoint,
+                  status_ok=status_ok, body_ok=body_ok, diffs=[], iteration=0)
 
 
 def test_summary_numbers():
