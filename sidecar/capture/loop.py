@@ -106,6 +106,7 @@ class Capture:
             seeded=len(self.tracker),
             pid_namespace="host" if self._finder.pidns is None else "own",
             kernel_headers=" from ".join(getattr(self.probe, "headers", None) or ("?", "?")),
+            probe_load_s=getattr(self.probe, "load_s", None),
         )
         if not found:
             self._log.warning("capture.no_listener", port=self.cfg.port,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -91,6 +92,7 @@ class Probe:
         self._bpf = None
         self._ring: ringbuf.RingBuffer | None = None
         self.headers: tuple[str, str] | None = None  # (path, origin) bcc compiled against
+        self.load_s: float | None = None  # seconds load() took (compiling, most of it)
 
     @property
     def source_path(self) -> Path:
@@ -115,6 +117,7 @@ class Probe:
             raise ProbeError(refused)
         self.headers = env.headers
         preflight.use_headers(env.headers)
+        started = time.monotonic()
         try:
             self._bpf = BPF(src_file=str(self.source_path).encode(), cflags=self._flags)
             emit = self._bpf.load_func(b"emit_more", BPF.TRACEPOINT)
@@ -129,6 +132,7 @@ class Probe:
                 events.open_ring_buffer(self._on_raw)
         except Exception as exc:  # bcc raises bare Exception for compile/attach failures
             raise ProbeError(preflight.examine().explain(str(exc))) from exc
+        self.load_s = round(time.monotonic() - started, 2)
         self._listeners = self._bpf[b"listeners"]
         self._conns = self._bpf[b"conns"]
         self._drops = self._bpf[b"drops"]
