@@ -75,7 +75,7 @@ def content_tag() -> str:
 
 def images() -> Images:
     """The sidecar, replayer, demo-api and test Redis images of this checkout (built if any is
-    missing); images of other checkouts' tags are removed."""
+    missing); images of other contents' tags, and build stages older than a day, are removed."""
     tag = content_tag()
     found = Images(tag, 0.0)
     names = ("sidecar", "replayer", "demo-api", "redis")
@@ -99,3 +99,5 @@ def _remove_other_tags(keep: str) -> None:
              and r.split(":")[0].startswith(("localhost/rewind/", "localhost/rewind-test/"))]
     if stale:
         podman("rmi", "--force", *stale, check=False)
+    # build stages of earlier builds (a day old: recent ones are the cache of the next build)
+    podman("image", "prune", "--force", "--filter", "until=24h", check=False)
