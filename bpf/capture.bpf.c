@@ -133,6 +133,20 @@ static __always_inline void count_drop(u32 reason)
         (*v)++;
 }
 
+/* The current thread as tgid << 32 | tid, in the sidecar's PID namespace (PIDNS_INO, see
+ * capture.h); 0 for a thread outside that namespace, which is never traced. */
+static __always_inline u64 current_id(void)
+{
+#if PIDNS_INO
+    struct bpf_pidns_info ns;
+    if (bpf_get_ns_current_pid_tgid(PIDNS_DEV, PIDNS_INO, &ns, sizeof(ns)))
+        return 0;
+    return ((u64)ns.tgid << 32) | ns.pid;
+#else
+    return bpf_get_current_pid_tgid();
+#endif
+}
+
 static __always_inline u64 conn_key(u32 tgid, s32 fd)
 {
     return ((u64)tgid << 32) | (u32)fd;
@@ -160,7 +174,9 @@ static __always_inline void event_header(struct event *ev, u16 kind, u32 tgid, s
 
 static __always_inline int on_accept_enter(s32 fd, u64 addr)
 {
-    u64 id = bpf_get_current_pid_tgid();
+    u64 id = current_id();
+    if (!id)
+        return 0;
     u32 tgid = id >> 32;
     if (tgid == SELF_TGID)
         return 0;
@@ -175,7 +191,9 @@ static __always_inline int on_accept_enter(s32 fd, u64 addr)
 
 static __always_inline int on_accept_exit(long ret)
 {
-    u64 id = bpf_get_current_pid_tgid();
+    u64 id = current_id();
+    if (!id)
+        return 0;
     struct accept_args *a = accepting.lookup(&id);
     if (!a)
         return 0;
@@ -227,7 +245,9 @@ TRACEPOINT_PROBE(syscalls, sys_exit_accept4) { return on_accept_exit(args->ret);
 
 TRACEPOINT_PROBE(syscalls, sys_enter_close)
 {
-    u64 id = bpf_get_current_pid_tgid();
+    u64 id = current_id();
+    if (!id)
+        return 0;
     u32 tgid = id >> 32;
     u64 key = conn_key(tgid, (s32)args->fd);
     struct conn_info *c = conns.lookup(&key);
@@ -276,7 +296,9 @@ static __always_inline bool plain_io(u64 id, struct conn_info *c, s32 fd)
 
 static __always_inline int on_io_enter(s32 nr, s32 fd, u64 buf, u64 iovcnt, u16 dir)
 {
-    u64 id = bpf_get_current_pid_tgid();
+    u64 id = current_id();
+    if (!id)
+        return 0;
     u64 key = conn_key(id >> 32, fd);
     struct conn_info *c = conns.lookup(&key);
     if (!c || !plain_io(id, c, fd))
@@ -291,7 +313,9 @@ static __always_inline int on_io_enter(s32 nr, s32 fd, u64 buf, u64 iovcnt, u16 
  * (msg_iov at offset 16, msg_iovlen at offset 24 on 64-bit). */
 static __always_inline int on_msg_enter(s32 nr, s32 fd, u64 msg, u16 dir)
 {
-    u64 id = bpf_get_current_pid_tgid();
+    u64 id = current_id();
+    if (!id)
+        return 0;
     u64 key = conn_key(id >> 32, fd);
     struct conn_info *c = conns.lookup(&key);
     if (!c || !plain_io(id, c, fd))
@@ -412,7 +436,9 @@ int emit_more_tls(struct pt_regs *ctx)
 
 static __always_inline int on_io_exit(void *ctx, s32 nr, long ret)
 {
-    u64 id = bpf_get_current_pid_tgid();
+    u64 id = current_id();
+    if (!id)
+        return 0;
     struct io_args *a = io_active.lookup(&id);
     if (!a)
         return 0;
@@ -508,7 +534,9 @@ BPF_HASH(sending, u64, struct sendfile_args, 10240);
 
 TRACEPOINT_PROBE(syscalls, sys_enter_sendfile64)
 {
-    u64 id = bpf_get_current_pid_tgid();
+    u64 id = current_id();
+    if (!id)
+        return 0;
     u64 key = conn_key(id >> 32, args->out_fd);
     struct conn_info *c = conns.lookup(&key);
     if (!c || c->tls)  /* kTLS's SSL_sendfile is not captured (docs/capture.md, Limits) */
@@ -524,7 +552,9 @@ TRACEPOINT_PROBE(syscalls, sys_enter_sendfile64)
 
 TRACEPOINT_PROBE(syscalls, sys_exit_sendfile64)
 {
-    u64 id = bpf_get_current_pid_tgid();
+    u64 id = current_id();
+    if (!id)
+        return 0;
     struct sendfile_args *a = sending.lookup(&id);
     if (!a)
         return 0;
@@ -559,7 +589,9 @@ TRACEPOINT_PROBE(syscalls, sys_exit_sendfile64)
 
 static __always_inline int ssl_enter(struct pt_regs *ctx, u16 dir, int ex)
 {
-    u64 id = bpf_get_current_pid_tgid();
+    u64 id = current_id();
+    if (!id)
+        return 0;
     if ((u32)(id >> 32) == SELF_TGID)
         return 0;
     struct ssl_call s = {.ssl = PT_REGS_PARM1(ctx), .buf = PT_REGS_PARM2(ctx),
@@ -578,7 +610,9 @@ int ssl_write_ex_enter(struct pt_regs *ctx) { return ssl_enter(ctx, DIR_EGRESS, 
  * the _ex variants return 1 and store the count through their fourth argument. */
 int ssl_return(struct pt_regs *ctx)
 {
-    u64 id = bpf_get_current_pid_tgid();
+    u64 id = current_id();
+    if (!id)
+        return 0;
     struct ssl_call *p = ssl_calls.lookup(&id);
     if (!p)
         return 0;
@@ -647,7 +681,9 @@ int ssl_return(struct pt_regs *ctx)
  * ciphertext is emitted. */
 int ssl_set_fd(struct pt_regs *ctx)
 {
-    u64 id = bpf_get_current_pid_tgid();
+    u64 id = current_id();
+    if (!id)
+        return 0;
     u32 tgid = id >> 32;
     if (tgid == SELF_TGID)
         return 0;

@@ -40,9 +40,21 @@
 #define TLS 0
 #endif
 
-/* tgid of the sidecar itself: never traced. */
+/* tgid of the sidecar itself, in its own PID namespace: never traced. */
 #ifndef SELF_TGID
 #define SELF_TGID 0
+#endif
+
+/* The PID namespace the sidecar runs in (st_dev and st_ino of its /proc/self/ns/pid) when that
+ * is not the host's, as in a pod with shareProcessNamespace: process and thread ids are then
+ * taken in that namespace (bpf_get_ns_current_pid_tgid), as the sidecar's /proc shows them, and
+ * a process in any other namespace is not traced. PIDNS_INO 0: the host's namespace, whose ids
+ * bpf_get_current_pid_tgid() gives (and which sees every process). */
+#ifndef PIDNS_DEV
+#define PIDNS_DEV 0
+#endif
+#ifndef PIDNS_INO
+#define PIDNS_INO 0
 #endif
 
 enum event_kind {

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Makes a fresh Debian 12 machine able to run rewind's capture and tests:
 # system packages, the kernel-header links bcc needs, and the tracefs/debugfs mounts.
+# Containers (make images, tests/containers): podman with runc, buildah, debootstrap for the
+# offline Debian base, Debian's python3-venv for the images' wheelhouse; podman's settings for
+# this VM kind are in ci/podman/containers.conf (passed with CONTAINERS_CONF, /etc untouched).
 # Idempotent; run as root. Called by `make host`.
 set -euo pipefail
 
 PACKAGES=(bpfcc-tools python3-bpfcc linux-headers-amd64 redis-server nginx wrk prometheus
-          curl zstd jq procps iproute2)
+          curl zstd jq procps iproute2 podman buildah debootstrap runc python3-venv)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -141,13 +141,19 @@ def main(argv: list[str] | None = None) -> int:
     from sidecar.capture.loop import Capture, CaptureConfig
     from sidecar.capture.metrics import CaptureMetrics
     from sidecar.capture.probe import Probe, ProbeError
+    from sidecar.capture.procfs import ProcFS
     from sidecar.capture.publisher import Publisher
     from sidecar.common.redis_client import connect, redact_url
     from sidecar.capture.targets import TargetFinder
 
+    # Process ids are the ones of the sidecar's own PID namespace throughout (/proc, --pid, the
+    # probe): the host's, or a pod's with shareProcessNamespace.
+    procfs = ProcFS()
+    pidns = procfs.pid_namespace()
+
     def probe_factory(handler):
         return Probe(handler, max_conns=args.max_conns, ringbuf_pages=args.ringbuf_size // 4096,
-                     tls=args.tls)
+                     tls=args.tls, pidns=pidns)
 
     if args.print_bpf:
         print(probe_factory(lambda raw: None).compiled_source())
@@ -171,10 +177,11 @@ def main(argv: list[str] | None = None) -> int:
                       max_header_bytes=args.max_header_bytes, idle_timeout_s=args.idle_timeout,
                       max_conns=args.max_conns, ringbuf_pages=args.ringbuf_size // 4096,
                       tls=args.tls),
-        finder=TargetFinder(args.port, pids=args.pid, cgroup=args.cgroup),
+        finder=TargetFinder(args.port, pids=args.pid, cgroup=args.cgroup, pidns=pidns),
         publisher=redacting,  # records are redacted before they are queued for XADD
         metrics=metrics,
         probe_factory=probe_factory,
+        procfs=procfs,
         log=log,
     )
     stop = threading.Event()

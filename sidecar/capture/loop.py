@@ -12,6 +12,7 @@ import structlog
 from sidecar.capture.conntrack import Clock, ConnectionTracker
 from sidecar.capture.events import decode
 from sidecar.capture.metrics import CaptureMetrics
+from sidecar.capture.probe import ProbeError
 from sidecar.capture.procfs import ProcFS
 from sidecar.capture.targets import TargetFinder
 from sidecar.capture.tlslibs import TlsLibraries
@@ -77,6 +78,7 @@ class Capture:
             registry=metrics.registry, proc=self._procfs.root, log=self._log,
         ) if config.tls else None
         self._known_tgids: set[int] = set()
+        self._other_pidns: set[int] = set()  # listeners the probe cannot see (targets.py)
         self._gone_tgids: set[int] = set()  # targets gone since the last TLS map clean-up
         self._kernel_drops: dict[str, int] = {}
         self._events = 0
@@ -91,6 +93,9 @@ class Capture:
 
     def start(self) -> None:
         """Load the probe and seed what is already there (listeners and open connections)."""
+        problem = self._procfs.foreign_view()
+        if problem:  # the probe would name processes differently from /proc: nothing would match
+            raise ProbeError(problem)
         self.probe.load()
         found = self._refresh_targets()
         self._log.info(
@@ -99,6 +104,9 @@ class Capture:
             processes=sorted(found),
             listeners=int(self._m.registry.get_sample_value("rewind_capture_listeners")),
             seeded=len(self.tracker),
+            pid_namespace="host" if self._finder.pidns is None else "own",
+            kernel_headers=" from ".join(getattr(self.probe, "headers", None) or ("?", "?")),
+            probe_load_s=getattr(self.probe, "load_s", None),
         )
         if not found:
             self._log.warning("capture.no_listener", port=self.cfg.port,
@@ -155,6 +163,14 @@ class Capture:
 
     def _refresh_targets(self) -> set[int]:
         found = self._finder.scan()
+        if found.other_pidns - self._other_pidns:
+            self._log.warning(
+                "capture.other_pid_namespace", port=self.cfg.port,
+                pids=sorted(found.other_pidns - self._other_pidns),
+                hint="these processes listen on the port in another PID namespace than the "
+                "sidecar's and are not captured: run the sidecar in their pod "
+                "(shareProcessNamespace) or in the host's PID namespace (hostPID)")
+        self._other_pidns = found.other_pidns
         self.probe.set_listeners(found.listeners)
         self._m.listeners.set(len(found.listeners))
         tgids = found.tgids

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import ctypes
 import os
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from sidecar.capture import ringbuf
+from sidecar.capture import preflight, ringbuf
 from sidecar.capture.events import CHUNK_SIZE, HEADER_SIZE
 from sidecar.capture.metrics import KERNEL_DROP_REASONS
+from sidecar.capture.procfs import PidNamespace, ProcFS
 
 DEFAULT_BPF_DIR = Path(__file__).resolve().parents[2] / "bpf"
 SOURCE_NAME = "capture.bpf.c"
@@ -36,10 +38,13 @@ def bpf_dir() -> Path:
     return Path(os.environ.get("REWIND_BPF_DIR") or DEFAULT_BPF_DIR)
 
 
-def cflags(*, self_tgid: int, max_conns: int, ringbuf_pages: int, tls: bool = False) -> list[str]:
+def cflags(*, self_tgid: int, max_conns: int, ringbuf_pages: int, tls: bool = False,
+           pidns: PidNamespace | None = None) -> list[str]:
+    """The -D flags of the probe. ``pidns``: the sidecar's PID namespace; unless it is the
+    host's, the probe names processes in it (PIDNS_DEV/PIDNS_INO, bpf/capture.h)."""
     if ringbuf_pages <= 0 or ringbuf_pages & (ringbuf_pages - 1):
         raise ValueError(f"ring buffer pages must be a power of two, got {ringbuf_pages}")
-    return [
+    flags = [
         f"-I{bpf_dir()}",
         f"-DSELF_TGID={self_tgid}",
         f"-DMAX_CONNS={max_conns}",
@@ -47,6 +52,9 @@ def cflags(*, self_tgid: int, max_conns: int, ringbuf_pages: int, tls: bool = Fa
         f"-DCHUNK_SIZE={CHUNK_SIZE}",
         f"-DTLS={int(tls)}",
     ]
+    if pidns is not None and not pidns.is_host:
+        flags += [f"-DPIDNS_DEV={pidns.dev}", f"-DPIDNS_INO={pidns.ino}"]
+    return flags
 
 
 class Probe:
@@ -56,6 +64,9 @@ class Probe:
     valid during the call (a memoryview into the ring buffer): copy what you keep. The ring
     buffer is read through its memory mapping (``sidecar.capture.ringbuf``), one Python loop per poll;
     ``REWIND_RINGBUF=bcc`` (or a CPU where that reader is not safe) uses bcc's callback reader.
+
+    Process ids, in and out (maps, events, ``self_tgid``), are those of the sidecar's own PID
+    namespace ``pidns`` (default: this process's), the ones its /proc shows.
     """
 
     def __init__(
@@ -66,18 +77,22 @@ class Probe:
         max_conns: int = 65536,
         ringbuf_pages: int = 16384,
         tls: bool = False,
+        pidns: PidNamespace | None = None,
     ) -> None:
         self._flags = cflags(
             self_tgid=os.getpid() if self_tgid is None else self_tgid,
             max_conns=max_conns,
             ringbuf_pages=ringbuf_pages,
             tls=tls,
+            pidns=ProcFS().pid_namespace() if pidns is None else pidns,
         )
         self._handler = handler
         self._tls = tls
         self._tls_events: dict[int, set[bytes]] = {}  # pid -> bcc uprobe event names
         self._bpf = None
         self._ring: ringbuf.RingBuffer | None = None
+        self.headers: tuple[str, str] | None = None  # (path, origin) bcc compiled against
+        self.load_s: float | None = None  # seconds load() took (compiling, most of it)
 
     @property
     def source_path(self) -> Path:
@@ -96,6 +111,13 @@ class Probe:
             raise ProbeError("loading the probe needs root (or CAP_BPF + CAP_PERFMON)")
         if not self.source_path.exists():
             raise ProbeError(f"BPF source not found: {self.source_path} (set REWIND_BPF_DIR)")
+        env = preflight.examine()
+        refused = env.refused()
+        if refused:  # say what is missing now, not after a compile that bcc then blames on headers
+            raise ProbeError(refused)
+        self.headers = env.headers
+        preflight.use_headers(env.headers)
+        started = time.monotonic()
         try:
             self._bpf = BPF(src_file=str(self.source_path).encode(), cflags=self._flags)
             emit = self._bpf.load_func(b"emit_more", BPF.TRACEPOINT)
@@ -109,11 +131,8 @@ class Probe:
             else:
                 events.open_ring_buffer(self._on_raw)
         except Exception as exc:  # bcc raises bare Exception for compile/attach failures
-            raise ProbeError(
-                f"could not load the capture probe: {exc}. Check that kernel headers are "
-                f"linked under /lib/modules/{os.uname().release}/build (make host), that "
-                "tracefs is mounted, and that the process has CAP_BPF and CAP_PERFMON"
-            ) from exc
+            raise ProbeError(preflight.examine().explain(str(exc))) from exc
+        self.load_s = round(time.monotonic() - started, 2)
         self._listeners = self._bpf[b"listeners"]
         self._conns = self._bpf[b"conns"]
         self._drops = self._bpf[b"drops"]

@@ -1,6 +1,7 @@
 """What the sidecar learns from /proc and from the target's own file descriptors, outside the
 kernel probe: bytes a response sent with sendfile(), a peer address accept() did not return,
-whether a process is still alive. The /proc root is passed in."""
+whether a process is still alive, which PID namespace a process is in. The /proc root is
+passed in."""
 
 from __future__ import annotations
 
@@ -22,6 +23,22 @@ _READS = {
 _ACCEPTS = {"x86_64": {43, 288}, "aarch64": {202, 242}}.get(platform.machine(), set())
 
 
+# The inode number of the kernel's initial ("host") PID namespace: a constant (PROC_PID_INIT_INO).
+HOST_PIDNS_INO = 0xEFFFFFFC
+
+
+class PidNamespace(NamedTuple):
+    """A PID namespace as the kernel names it: st_dev and st_ino of /proc/PID/ns/pid."""
+
+    dev: int
+    ino: int
+
+    @property
+    def is_host(self) -> bool:
+        """The initial namespace: its process ids are the ones bpf_get_current_pid_tgid() gives."""
+        return self.ino == HOST_PIDNS_INO
+
+
 class BlockedRead(NamedTuple):
     """A thread sleeping in a read of a socket (seen in /proc/PID/task/TID/syscall)."""
 
@@ -39,6 +56,26 @@ class ProcFS:
 
     def alive(self, tgid: int) -> bool:
         return os.path.exists(f"{self.root}/{tgid}")
+
+    def pid_namespace(self, pid: int | str = "self") -> PidNamespace:
+        """The PID namespace of a process (default: this one); OSError when it is gone."""
+        st = os.stat(f"{self.root}/{pid}/ns/pid")
+        return PidNamespace(st.st_dev, st.st_ino)
+
+    def foreign_view(self, own_pid: int | None = None) -> str | None:
+        """Why this /proc cannot name processes as the probe does, or None when it can: it must
+        be a procfs of our own PID namespace (a host /proc bind-mounted into a container
+        without the host's PID namespace is not)."""
+        own_pid = os.getpid() if own_pid is None else own_pid
+        try:
+            seen = os.readlink(f"{self.root}/self")
+        except OSError as exc:
+            return f"{self.root}/self cannot be read ({exc.strerror}): is procfs mounted there?"
+        if seen != str(own_pid):
+            return (f"{self.root} belongs to another PID namespace than the sidecar's ({self.root}/self "
+                    f"is {seen}, the sidecar is {own_pid}): mount a procfs of the sidecar's own "
+                    "namespace, or run it in the host's (hostPID)")
+        return None
 
     def read_sendfile(self, ev: Event) -> bytes | None:
         """The bytes a sendfile() sent: read again from the same file at the same offset.
@@ -130,4 +167,4 @@ class ProcFS:
         return f"{host}:{port}"
 
 
-__all__ = ["BlockedRead", "ProcFS", "peer"]
+__all__ = ["BlockedRead", "HOST_PIDNS_INO", "PidNamespace", "ProcFS", "peer"]

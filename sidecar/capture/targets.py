@@ -5,6 +5,10 @@ A process is a target when it holds a socket listening on the port (every nginx 
 worker inherits the listening socket, so every worker is found), narrowed by ``pids`` or by
 ``cgroup``. Sockets are matched per network namespace: /proc/PID/net/tcp is read once for each
 namespace the candidate processes live in.
+
+With ``pidns`` (a sidecar outside the host's PID namespace), only processes in that namespace
+are targets: the probe names processes in it and cannot see others. A process that listens on
+the port from another one is reported in ``Targets.other_pidns``, so it is never missed silently.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from sidecar.capture.procfs import PidNamespace
 
 _LISTEN = "0A"
 _OPEN_STATES = {"01", "08"}  # ESTABLISHED, CLOSE_WAIT: still readable/writable by the server
@@ -25,6 +31,7 @@ class Targets:
 
     listeners: set[tuple[int, int]] = field(default_factory=set)
     conns: dict[tuple[int, int], str] = field(default_factory=dict)  # -> peer "ip:port"
+    other_pidns: set[int] = field(default_factory=set)  # listen on the port, outside ``pidns``
 
     @property
     def tgids(self) -> set[int]:
@@ -49,6 +56,7 @@ class TargetFinder:
         cgroup: str | None = None,
         proc: str | os.PathLike = "/proc",
         self_pid: int | None = None,
+        pidns: PidNamespace | None = None,
     ) -> None:
         ports = {port} if isinstance(port, int) else set(port)
         bad = sorted(p for p in ports if not 0 < p < 65536)
@@ -59,6 +67,7 @@ class TargetFinder:
         self.cgroup = cgroup.rstrip("/") if cgroup else None
         self.proc = Path(proc)
         self.self_pid = os.getpid() if self_pid is None else self_pid
+        self.pidns = None if pidns is None or pidns.is_host else pidns
 
     def scan(self) -> Targets:
         """One pass over /proc; processes that vanish mid-scan are skipped."""
@@ -83,6 +92,9 @@ class TargetFinder:
                     found.listeners.add((pid, fd))
                 elif sock.state in _OPEN_STATES:
                     found.conns[(pid, fd)] = sock.peer
+        if self.pidns is not None:
+            found.other_pidns = {t for t in found.tgids if not self._in_pidns(t)}
+            found.listeners = {k for k in found.listeners if k[0] not in found.other_pidns}
         # An accepted socket shares its local port with outgoing connections only in odd
         # set-ups; keep connections of processes that also listen on the port.
         tgids = found.tgids
@@ -109,6 +121,13 @@ class TargetFinder:
             if path == self.cgroup or path.startswith(self.cgroup + "/"):
                 return True
         return False
+
+    def _in_pidns(self, pid: int) -> bool:
+        try:
+            st = os.stat(self.proc / str(pid) / "ns" / "pid")
+        except OSError:
+            return False
+        return (st.st_dev, st.st_ino) == (self.pidns.dev, self.pidns.ino)
 
     def _socket_fds(self, pid: int) -> dict[int, int]:
         """fd -> socket inode for one process."""

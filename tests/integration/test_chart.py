@@ -86,7 +86,8 @@ def pod_templates(docs):
 
 def test_every_scenario_has_a_ci_file():
     """The scenarios CI lints and renders are the ones the chart documents."""
-    assert set(SCENARIOS) >= {"default", "example", "external-redis", "archiver", "schedule", "privileged"}
+    assert set(SCENARIOS) >= {"default", "example", "external-redis", "archiver", "schedule", "privileged",
+                              "host-headers"}
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
@@ -154,16 +155,38 @@ def test_sys_admin_fallback_allows_escalation():
     assert "allowPrivilegeEscalation" not in sc
 
 
-def test_sidecar_mounts_tracefs_debugfs_and_kernel_headers():
-    """The sidecar mounts host tracefs, debugfs, /lib/modules and /usr/src (headers read-only)."""
+def test_sidecar_mounts_tracefs_and_debugfs_and_host_headers_only_when_asked():
+    """The sidecar mounts host tracefs and debugfs; the node's kernel headers (/lib/modules,
+    /usr/src, read-only) only with sidecar.hostHeaders, and then without a type check, so a node
+    that has none still starts the pod (the image carries headers)."""
     spec = example_pod()["spec"]
-    volumes = {v["name"]: v["hostPath"]["path"] for v in spec["volumes"] if "hostPath" in v}
+    volumes = {v["name"]: v["hostPath"] for v in spec["volumes"] if "hostPath" in v}
     mounts = {m["mountPath"]: m for m in container(spec, "rewind-capture")["volumeMounts"]}
-    for path in ("/sys/kernel/debug", "/sys/kernel/tracing", "/lib/modules", "/usr/src"):
-        assert volumes[mounts[path]["name"]] == path
-    assert mounts["/lib/modules"]["readOnly"] is True
-    assert mounts["/usr/src"]["readOnly"] is True
+    assert set(mounts) == {"/sys/kernel/debug", "/sys/kernel/tracing"}
+    for path in mounts:
+        assert volumes[mounts[path]["name"]] == {"path": path, "type": "Directory"}
     assert "volumeMounts" not in container(spec, "api")
+    spec = example_pod("host-headers")["spec"]
+    volumes = {v["name"]: v["hostPath"] for v in spec["volumes"] if "hostPath" in v}
+    mounts = {m["mountPath"]: m for m in container(spec, "rewind-capture")["volumeMounts"]}
+    for path in ("/lib/modules", "/usr/src"):
+        assert volumes[mounts[path]["name"]] == {"path": path}  # no type: never blocks the pod
+        assert mounts[path]["readOnly"] is True
+
+
+def test_sidecar_seccomp_is_explicit():
+    """The sidecar container (only) runs seccomp Unconfined by default, since runtimes' default
+    profiles refuse bpf() without CAP_SYS_ADMIN; RuntimeDefault and Localhost (which needs
+    its profile's path) can be chosen; the API container is left alone."""
+    spec = example_pod()["spec"]
+    assert container(spec, "rewind-capture")["securityContext"]["seccompProfile"] == {"type": "Unconfined"}
+    assert "securityContext" not in container(spec, "api") and "securityContext" not in spec
+    local = example_pod(sets=("sidecar.seccompProfile.type=Localhost",
+                              "sidecar.seccompProfile.localhostProfile=profiles/rewind.json"))
+    assert container(local["spec"], "rewind-capture")["securityContext"]["seccompProfile"] == {
+        "type": "Localhost", "localhostProfile": "profiles/rewind.json"}
+    out = helm("template", RELEASE, ".", *values_args("example", ("sidecar.seccompProfile.type=Localhost",)))
+    assert out.returncode != 0 and "localhostProfile" in out.stderr
 
 
 def test_metrics_port_and_scrape_annotations():
@@ -278,7 +301,8 @@ def test_schedule_renders_a_host_level_cronjob_with_duration():
     assert c["command"] == ["rewind-capture"]
     assert c["args"][c["args"].index("--duration") + 1] == "15m"
     assert c["securityContext"]["capabilities"]["add"] == ["BPF", "PERFMON", "SYS_PTRACE"]
-    assert {m["mountPath"] for m in c["volumeMounts"]} >= {"/sys/kernel/tracing", "/usr/src"}
+    assert {m["mountPath"] for m in c["volumeMounts"]} >= {"/sys/kernel/tracing"}
+    assert c["securityContext"]["seccompProfile"] == {"type": "Unconfined"}
 
 
 def test_cluster_features_are_off_by_default():

@@ -349,6 +349,6 @@ def test_every_container_command_is_a_console_script_of_the_replayer_image():
     assert commands == {"rewind-launch-master", "rewind-replay-worker"}
     assert commands <= set(scripts)
     dockerfile = (REPO / "ci" / "docker" / "replayer.Dockerfile").read_text()
-    assert "pip install --no-cache-dir /tmp/dist/rewind-*.whl" in dockerfile
+    assert "-c /tmp/constraints.txt \"rewind[replay]\"" in dockerfile  # the wheel, with its scripts
     assert "USER 10001:10001" in dockerfile
     assert {p["securityContext"]["runAsUser"] for p in pods} == {10001}

@@ -7,6 +7,7 @@ import socket
 
 import pytest
 
+from sidecar.capture.procfs import HOST_PIDNS_INO, PidNamespace, ProcFS
 from sidecar.capture.targets import TargetFinder, _parse_addr
 
 
@@ -74,3 +75,27 @@ def test_bad_port_rejected():
     """A port outside 1..65535 is refused with a message naming the flag."""
     with pytest.raises(ValueError, match="--port"):
         TargetFinder(0)
+
+
+def test_a_listener_outside_the_sidecars_pid_namespace_is_reported_not_targeted():
+    """With the sidecar in a PID namespace of its own, a process listening on the port from
+    another namespace is reported in other_pidns (and not targeted: the probe cannot name it);
+    in its own namespace it is targeted."""
+    srv = socket.create_server(("127.0.0.1", 0))
+    port = srv.getsockname()[1]
+    own = ProcFS().pid_namespace()
+    try:
+        elsewhere = TargetFinder(port, pids={os.getpid()}, self_pid=-1,
+                                 pidns=PidNamespace(own.dev, own.ino + 1)).scan()
+        assert elsewhere.listeners == set() and elsewhere.other_pidns == {os.getpid()}
+        here = TargetFinder(port, pids={os.getpid()}, self_pid=-1,
+                            pidns=PidNamespace(own.dev, own.ino)).scan()
+        assert here.listeners == {(os.getpid(), srv.fileno())} and here.other_pidns == set()
+    finally:
+        srv.close()
+
+
+def test_host_pid_namespace_targets_every_namespace():
+    """In the host's PID namespace nothing is filtered: the probe names every process there."""
+    finder = TargetFinder(8080, pidns=PidNamespace(4, HOST_PIDNS_INO))
+    assert finder.pidns is None

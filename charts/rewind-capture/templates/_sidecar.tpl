@@ -19,7 +19,8 @@ subchart's context instead of ".": (index .Subcharts "rewind-capture"). See docs
 {{- end }}
 
 {{/*
-The volumes the sidecar mounts (host debugfs, tracefs and kernel headers), for `volumes:`.
+The volumes the sidecar mounts (host debugfs and tracefs; the kernel headers with
+sidecar.hostHeaders, not type-checked: a node without them still starts the pod), for `volumes:`.
 */}}
 {{- define "rewind-capture.sidecarVolumes" -}}
 {{- with .Values.redaction.policy -}}
@@ -42,14 +43,14 @@ The volumes the sidecar mounts (host debugfs, tracefs and kernel headers), for `
   hostPath:
     path: {{ .tracefs }}
     type: Directory
+{{- if $.Values.sidecar.hostHeaders }}
 - name: rewind-modules
   hostPath:
     path: {{ .modules }}
-    type: Directory
 - name: rewind-usr-src
   hostPath:
     path: {{ .usrSrc }}
-    type: Directory
+{{- end }}
 {{- end }}
 {{- end }}
 
@@ -129,12 +130,14 @@ Call with (dict "root" $ "name" "container-name" "extraArgs" (list "--flag" "val
       mountPath: /sys/kernel/debug
     - name: rewind-tracefs
       mountPath: /sys/kernel/tracing
+    {{- if $v.hostHeaders }}
     - name: rewind-modules
       mountPath: /lib/modules
       readOnly: true
     - name: rewind-usr-src
       mountPath: /usr/src
       readOnly: true
+    {{- end }}
     {{- if $root.Values.redaction.policy }}
     - name: rewind-redaction-policy
       mountPath: /etc/rewind/redaction
