@@ -6,8 +6,13 @@
 # rewind-replay-worker (the worker Pods); rewind-launch itself is in the image too.
 
 FROM python:3.11.10-slim-bookworm AS wheel
+# gcc: the package's C extension (rewind-capture's hot path) is built with it
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends gcc libc6-dev \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py MANIFEST.in README.md ./
 COPY sidecar ./sidecar
 COPY replayer ./replayer
 RUN pip wheel --no-cache-dir --no-deps --wheel-dir /dist .

@@ -5,10 +5,14 @@
 # headers are NOT in the image, they are mounted at run time (/lib/modules and /usr/src, as the
 # chart's rewind-modules and rewind-usr-src volumes do), with /sys/kernel/debug and tracefs.
 
-# --- build the rewind wheel (no compiler needed: pure Python) -------------------------------
+# --- build the rewind wheel: gcc for its C extension (rewind-capture's hot path) ------------
 FROM python:3.11.10-slim-bookworm AS wheel
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends gcc libc6-dev \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py MANIFEST.in README.md ./
 COPY sidecar ./sidecar
 COPY replayer ./replayer
 RUN pip wheel --no-cache-dir --no-deps --wheel-dir /dist .

@@ -33,7 +33,8 @@ examples:
   rewind-capture --port 8080 --stream orders --redact-policy redact.yaml --redact-key-file /keys/hmac
   rewind-capture --redact-check redact.yaml
 
-exit codes: 0 done, 2 bad arguments, 3 the probe could not be loaded, 1 other failure
+exit codes: 0 done, 2 bad arguments, 3 the probe could not be loaded, 4 the native extension
+is not built (pip install . with gcc and python3-dev), 1 other failure
 """
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_PROBE = 0, 1, 2, 3
@@ -137,6 +138,14 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     logs.configure(args.log_level, json={"auto": None, "json": True, "console": False}[args.log_format])
     log = structlog.get_logger("rewind.capture")
+
+    from sidecar.capture.native import NativeUnavailable, load
+    from sidecar.contract.exit_codes import CaptureExit
+    try:  # the hot path is native only: no slow path to fall back on
+        load()
+    except NativeUnavailable as exc:
+        log.error("capture.native_missing", error=str(exc))
+        return CaptureExit.NATIVE
 
     from sidecar.capture.loop import Capture, CaptureConfig
     from sidecar.capture.metrics import CaptureMetrics

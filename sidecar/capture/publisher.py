@@ -43,7 +43,7 @@ from sidecar.capture.metrics import CaptureMetrics
 from sidecar.contract.record import Record
 from sidecar.contract.streams import stream_key
 from sidecar.common.redis_client import RETRYABLE_ERRORS
-from sidecar.contract.xadd import XaddPacker
+from sidecar.capture.native import xadd_packer
 
 __all__ = ["Publisher"]
 
@@ -84,7 +84,7 @@ class Publisher:
             raise ValueError(f"Publisher linger must be 0..1 seconds, got {linger!r}")
         self.key = stream_key(stream)
         # every XADD starts the same: XADD <key> MAXLEN ~ <maxlen> *
-        self._packer = XaddPacker(
+        self._packer = xadd_packer(  # sidecar.contract.xadd's bytes, packed natively
             (b"XADD", self.key.encode(), b"MAXLEN", b"~", str(maxlen).encode(), b"*"))
         self._client = client
         self._metrics = metrics
