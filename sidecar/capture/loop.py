@@ -59,6 +59,7 @@ class Capture:
         self._log = log or structlog.get_logger("rewind.capture")
         self.tracker = NativeTracker(  # raises NativeUnavailable where the extension is not built
             emit=publisher.put,
+            emit_many=getattr(publisher, "put_many", None),  # records come out in batches
             metrics=metrics,
             node=config.node,
             max_body=config.max_body,

@@ -59,7 +59,8 @@ def xadd_packer(head: tuple[bytes, ...]):
 
 
 class NativeTracker:
-    """Ring-buffer records in, ``emit(record)`` out, for every finished request.
+    """Ring-buffer records in, ``emit(record)`` out, for every finished request (or
+    ``emit_many(records)`` for a batch of them, when given).
 
     The interface of ``ConnectionTracker`` (``clock``, ``seed``, ``expire``,
     ``forget_processes``, ``flush``, ``flush_metrics``, ``len()``, ``on_event``), plus:
@@ -78,6 +79,7 @@ class NativeTracker:
         self,
         *,
         emit: Callable[[Record], None],
+        emit_many: Callable[[list[Record]], object] | None = None,
         metrics: CaptureMetrics,
         node: str,
         max_body: int,
@@ -98,6 +100,7 @@ class NativeTracker:
         self._m = metrics
         self._log = log or structlog.get_logger("rewind.capture")
         self._emit = emit
+        self._emit_many = emit_many  # the sink's put() for a batch, where it has one
         self._t = native.Tracker(
             node=str(node), max_body=max_body, max_header_bytes=max_header_bytes,
             idle_ns=int(idle_timeout_s * 1e9), tls=bool(tls), record=Record,
@@ -134,6 +137,13 @@ class NativeTracker:
 
     # -- records out -------------------------------------------------------------------
     def _emit_batch(self, records: list[Record]) -> None:
+        if self._emit_many is not None:
+            try:
+                self._emit_many(records)
+            except Exception:  # a failing sink must not stop capture: count it, log it, go on
+                self._m.parse_errors.labels("internal").inc()
+                self._log.exception("capture.event_failed")
+            return
         emit = self._emit
         for record in records:
             try:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from operator import itemgetter
 from urllib.parse import unquote_to_bytes
 
 import orjson
@@ -29,6 +30,8 @@ __all__ = ["Masker", "Redactor", "TOKEN_RE"]
 
 TOKEN_RE = re.compile(r"rwd_[0-9a-f]{16}")
 FRAMING = frozenset({"content-length", "transfer-encoding"})
+_NAME = itemgetter(0)
+CLEAN_NAMES_MAX = 4096  # header names remembered as untouched by the policy (beyond: checked)
 _SCHEME = re.compile(r"^([!#$%&'*+.^_`|~0-9A-Za-z-]+)(\s+)(\S.*)$", re.S)
 
 
@@ -61,6 +64,9 @@ class Redactor:
                        for place in ("target", "headers", "body")}
         self._seen: set = set()  # (what, detail) already logged once
         self._count = {k: self.m.fields.labels(k) for k in RULE_KINDS}  # no labels() per record
+        # header names, as written, that no header rule and no allow list touches: whether one
+        # does depends on the name alone, so a list made only of these is returned as it is
+        self._clean: set[str] = set()
 
     # -- the record --------------------------------------------------------------------
     def apply(self, r: Record) -> Record | None:
@@ -100,6 +106,8 @@ class Redactor:
 
     # -- headers -----------------------------------------------------------------------
     def _header_list(self, headers: list) -> list:
+        if self._clean.issuperset(map(_NAME, headers)):
+            return headers
         rules, allow = self._headers, self._allow
         out, changed = [], False
         for k, v in headers:
@@ -114,6 +122,8 @@ class Redactor:
             self._count[hit[1]].inc()
             if hit[0] == "mask":
                 out.append((k, self._header_value(low, v)))
+        if not changed and len(self._clean) < CLEAN_NAMES_MAX:
+            self._clean.update(map(_NAME, headers))
         return out if changed else headers
 
     def _header_value(self, low: str, v: str) -> str:

@@ -44,15 +44,18 @@ class _Reference:
         self.events = 0
 
 
-def _run(kind: str, ops, files: Sendfiles, max_body: int, max_hdr: int, tls: bool):
-    """Feed ``ops`` to one implementation; (records, metric samples, log lines)."""
+def _run(kind: str, ops, files: Sendfiles, max_body: int, max_hdr: int, tls: bool,
+         batched: bool = False):
+    """Feed ``ops`` to one implementation; (records, metric samples, log lines). ``batched``:
+    the native tracker hands records over with emit_many (as to the publisher), else emit."""
     metrics = CaptureMetrics(CollectorRegistry())
     records: list = []
     kw = dict(emit=records.append, node="n1", max_body=max_body, max_header_bytes=max_hdr,
               idle_timeout_s=1e-3, clock=Clock(wall=lambda: WALL0, mono=lambda: T0 + 10**9),
               read_sendfile=files.read, find_peer=lambda tgid, fd: f"peer-{tgid}-{fd}", tls=tls)
     if kind == "native":
-        tracker = feed = NativeTracker(metrics=metrics, **kw)
+        tracker = feed = NativeTracker(metrics=metrics, emit_many=records.extend if batched else None,
+                                       **kw)
     else:
         feed = _Reference(metrics, **kw)
         tracker = feed.t
@@ -85,9 +88,9 @@ def _plain(entry: dict) -> dict:
     return {k: v for k, v in entry.items() if k != "exc_info"}
 
 
-def _same(ops, files, max_body, max_hdr, tls) -> None:
+def _same(ops, files, max_body, max_hdr, tls, batched=False) -> None:
     ref = _run("reference", ops, files, max_body, max_hdr, tls)
-    nat = _run("native", ops, files, max_body, max_hdr, tls)
+    nat = _run("native", ops, files, max_body, max_hdr, tls, batched)
     assert nat[0] == ref[0]  # records, in order, field by field
     assert nat[1] == ref[1]  # every counter and gauge
     assert nat[2] == ref[2]  # log lines
@@ -96,14 +99,14 @@ def _same(ops, files, max_body, max_hdr, tls) -> None:
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                    HealthCheck.data_too_large])
 @given(operations(), st.sampled_from([0, 5, 32, 1 << 20, 1 << 20]),
-       st.sampled_from([48, 120, 65536, 65536]), st.booleans())
-def test_native_and_reference_agree_on_generated_traffic(drawn, max_body, max_hdr, tls):
+       st.sampled_from([48, 120, 65536, 65536]), st.booleans(), st.booleans())
+def test_native_and_reference_agree_on_generated_traffic(drawn, max_body, max_hdr, tls, batched):
     """Random conversations (pipelined, chunked, 1xx/HEAD/204/304, close-delimited, upgrades,
     bad bytes), cut at random points, with lost chunks, TLS plaintext, sendfile, reused fds and
     housekeeping in between: the native path publishes exactly the reference's records, with
     the same counters and log lines."""
     ops, files = drawn
-    _same(ops, files, max_body, max_hdr, tls)
+    _same(ops, files, max_body, max_hdr, tls, batched)
 
 
 def test_a_plain_keep_alive_connection_agrees_and_publishes():
