@@ -305,6 +305,13 @@ static PyObject *make_record(Tracker *t, PyObject **v)
         *(PyObject **)((char *)rec + t->rec_off[i]) = v[i]; /* the reference is the record's */
     for (int i = 0; i < t->rec_nextra; i++)
         *(PyObject **)((char *)rec + t->rec_extra_off[i]) = Py_NewRef(t->rec_extra[i]);
+    /* A record and its header lists hold only strs, ints, bytes and tuples of strs: they can
+     * be in no reference cycle, so the cycle collector need not scan them. Thousands of them
+     * wait in the publisher's queue under load, and its collections rescanned each one. */
+    PyObject_GC_UnTrack(rec);
+    for (size_t i = 0; i < NFIELDS; i++)
+        if (PyList_CheckExact(v[i]))
+            PyObject_GC_UnTrack(v[i]);
     return rec;
 }
 
