@@ -55,7 +55,7 @@ def xadd_packer(head: tuple[bytes, ...]):
     about ten times faster (tests/unit/test_native_pack.py holds the two together)."""
     prefix = b"*%d\r\n" % (len(head) + 2 * len(FIELDS)) + b"".join(map(_bulk, head))
     return load().Packer(prefix=prefix, names=tuple(_bulk(f.encode()) for f in FIELDS),
-                         fields=FIELDS, dumps=orjson.dumps)
+                         fields=FIELDS, dumps=orjson.dumps, record=Record)
 
 
 class NativeTracker:

@@ -62,6 +62,8 @@ class Redactor:
                       for part in ("request", "response")}
         self._regex = {place: tuple(r for r in policy.regex if place in r.places)
                        for place in ("target", "headers", "body")}
+        self._bodies = {part: bool(self._json[part] or self._regex["body"])  # any body rule
+                        for part in ("request", "response")}
         self._seen: set = set()  # (what, detail) already logged once
         self._count = {k: self.m.fields.labels(k) for k in RULE_KINDS}  # no labels() per record
         # header names, as written, that no header rule and no allow list touches: whether one
@@ -86,9 +88,9 @@ class Redactor:
             if rules:
                 r.headers = self._regex_headers(r.headers, rules)
                 r.resp_headers = self._regex_headers(r.resp_headers, rules)
-        if r.body:
+        if r.body and self._bodies["request"]:
             self._body(r, "request")
-        if r.resp_body:
+        if r.resp_body and self._bodies["response"]:
             self._body(r, "response")
         return r
 
