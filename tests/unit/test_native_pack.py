@@ -13,7 +13,10 @@ from sidecar.contract.xadd import XaddPacker
 HEAD = (b"XADD", b"rewind:{api}:http", b"MAXLEN", b"~", b"1000000", b"*")
 text = st.text(max_size=30)  # latin-1 mostly, sometimes not (the reference raises then)
 ints = st.one_of(st.integers(0, 2**63 - 1), st.integers(-(2**70), 2**70), st.booleans())
-pairs = st.lists(st.tuples(text, text), max_size=5)
+latin1 = st.text(st.characters(max_codepoint=255), max_size=30)  # every byte a header can hold
+pairs = st.one_of(st.lists(st.tuples(latin1, latin1), max_size=5),  # the packer's own JSON
+                  st.lists(st.tuples(text, text), max_size=5),  # orjson's, as the reference
+                  st.lists(st.lists(latin1, max_size=3), max_size=2))
 bodies = st.one_of(st.binary(max_size=200), st.binary(max_size=5).map(bytearray))
 
 
