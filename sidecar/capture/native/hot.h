@@ -134,7 +134,7 @@ void http_lost(Http *h, bool request, uint64_t nbytes, int64_t ts);
 void http_close(Http *h, int64_t ts);
 Msg *http_pop_ready(Http *h); /* the next finished exchange in order, or NULL */
 Msg *http_pop_any(Http *h);   /* after close: whatever is left, in order */
-void msg_free(Msg *m);
+void msg_free(struct Tracker *t, Msg *m); /* t: recycle it there (NULL: free) */
 
 /* -- track.c ------------------------------------------------------------------------------ */
 typedef struct Conn Conn;
@@ -179,6 +179,8 @@ typedef struct Tracker {
     size_t nwarned, warned_cap;
     uint64_t counts[C_N];
     PyObject *batch;            /* records made since the last hand-over */
+    Msg *pool[64];              /* freed messages, kept with their buffers (http1.c) */
+    int npool;
     PyObject *methods[64];      /* method name strings by llhttp method */
     PyObject *empty_bytes;
     CacheSlot *pairs, *strs;    /* CACHE_SLOTS each */

@@ -14,19 +14,64 @@ static const char ZEROS[65536]; /* placeholder bytes fed for a gap inside a body
 static void message_done(Side *s);
 static void hbreak(Http *h, int counter, const char *reason, const char *cls, const char *detail);
 
-static Msg *msg_new(int64_t ts, uint64_t flen)
+/* Messages are recycled (a few per connection per request): a freed one keeps its buffers,
+ * up to MSG_KEEP bytes each, for the next. */
+#define MSG_POOL 64
+#define MSG_KEEP 16384
+
+static void keep_buf(Buf *b)
 {
-    Msg *m = xrealloc(NULL, sizeof(Msg));
-    memset(m, 0, sizeof(Msg));
+    if (b->cap > MSG_KEEP)
+        buf_free(b);
+    b->len = 0;
+}
+
+static void keep_hdrs(Hdrs *h)
+{
+    if (h->bytes.cap > MSG_KEEP || h->cap > MSG_KEEP / sizeof(Pair))
+        hdrs_free(h);
+    h->bytes.len = 0;
+    h->n = 0;
+}
+
+static Msg *msg_new(Tracker *t, int64_t ts, uint64_t flen)
+{
+    Msg *m;
+    if (t->npool) {
+        m = t->pool[--t->npool];
+        Msg kept = *m; /* its buffers, emptied by msg_free */
+        memset(m, 0, sizeof(Msg));
+        m->url = kept.url;
+        m->headers = kept.headers;
+        m->raw = kept.raw;
+        m->body = kept.body;
+        m->ex_body = kept.ex_body;
+        m->resp_headers = kept.resp_headers;
+        m->resp_body = kept.resp_body;
+    } else {
+        m = xrealloc(NULL, sizeof(Msg));
+        memset(m, 0, sizeof(Msg));
+    }
     m->start = m->last = ts;
     m->flen = flen;
     return m;
 }
 
-void msg_free(Msg *m)
+void msg_free(Tracker *t, Msg *m)
 {
     if (m == NULL)
         return;
+    if (t != NULL && t->npool < MSG_POOL) {
+        keep_buf(&m->url);
+        keep_hdrs(&m->headers);
+        keep_hdrs(&m->raw);
+        keep_buf(&m->body);
+        keep_buf(&m->ex_body);
+        keep_hdrs(&m->resp_headers);
+        keep_buf(&m->resp_body);
+        t->pool[t->npool++] = m;
+        return;
+    }
     buf_free(&m->url);
     hdrs_free(&m->headers);
     hdrs_free(&m->raw);
@@ -41,7 +86,7 @@ void msg_free(Msg *m)
 static void side_drop(Side *s)
 {
     if (s->msg != NULL && !s->msg->queued)
-        msg_free(s->msg);
+        msg_free(s->h->t, s->msg);
     s->msg = NULL;
 }
 
@@ -145,7 +190,7 @@ static int cb_message_begin(llhttp_t *p)
 {
     Side *s = p->data;
     side_drop(s);
-    s->msg = msg_new(s->h->ts, s->flen);
+    s->msg = msg_new(s->h->t, s->h->ts, s->flen);
     s->begun++;
     return 0;
 }
@@ -420,7 +465,7 @@ void http_free(Http *h)
     side_drop(&h->q);
     side_drop(&h->r);
     for (size_t i = 0; i < h->qlen; i++)
-        msg_free(q_at(h, i));
+        msg_free(h->t, q_at(h, i));
     free(h->queue);
     buf_free(&h->q.hname);
     buf_free(&h->q.hval);
@@ -636,7 +681,7 @@ static void message_done(Side *s)
         m->req_end = h->ts;
         m->req_done = true;
         if (!m->queued) /* cannot happen: a request completes after its headers */
-            msg_free(m);
+            msg_free(h->t, m);
     } else {
         if (!m->interim && m->pair != NULL) {
             Msg *ex = m->pair;
@@ -647,7 +692,7 @@ static void message_done(Side *s)
             ex->resp_end = h->ts;
             ex->resp_done = true;
         }
-        msg_free(m);
+        msg_free(h->t, m);
     }
 }
 
@@ -689,7 +734,7 @@ static void abandon(Http *h, int counter)
             }
         }
         if (!m->queued)
-            msg_free(m);
+            msg_free(h->t, m);
     }
     if (head && counter >= 0)
         h->t->counts[counter]++;

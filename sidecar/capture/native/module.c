@@ -345,7 +345,7 @@ void tr_publish(Tracker *t, Conn *c, Msg *m)
         PyLong_FromLongLong(latency),
         PyBool_FromLong(c->tls),
     };
-    msg_free(m);
+    msg_free(t, m);
     c->seq++;
     t->counts[C_REQUESTS]++;
     bool ok = true;
@@ -473,6 +473,8 @@ static void Tracker_dealloc(Tracker *t)
 {
     PyObject_GC_UnTrack(t);
     track_free_all(t);
+    while (t->npool)
+        msg_free(NULL, t->pool[--t->npool]);
     free(t->warned);
     for (int i = 0; i < 64; i++)
         Py_CLEAR(t->methods[i]);
