@@ -13,7 +13,7 @@ setup(
         Extension(
             "sidecar.capture._native",
             sources=[f"{SRC}/{name}" for name in (
-                "module.c", "track.c", "http1.c", "buf.c", "pack.c",
+                "module.c", "records.c", "track.c", "http1.c", "buf.c", "pack.c",
                 "llhttp/llhttp.c", "llhttp/api.c", "llhttp/http.c")],
             depends=[f"{SRC}/hot.h", f"{SRC}/llhttp/llhttp.h"],
             include_dirs=[SRC],

@@ -7,7 +7,8 @@
  *   buf.c    growable buffers and header lists
  *   http1.c  one connection's two byte streams -> exchanges (httpstream.py), on llhttp
  *   track.c  events -> connections -> exchanges (conntrack.py), the ring buffer walk (ringbuf.py)
- *   module.c the Python type `Tracker`: records, counters, log lines, callbacks
+ *   records.c finished exchanges -> Records (conntrack's _publish)
+ *   module.c the Python type `Tracker`: counters, log lines, callbacks, the hand-over
  *   pack.c   the Python type `Packer`: a record's XADD (sidecar/contract/xadd.py)
  */
 #ifndef REWIND_HOT_H
@@ -197,6 +198,10 @@ typedef struct Tracker {
 
 /* pack.c: XaddPacker, natively */
 extern PyTypeObject PackerType;
+
+/* records.c */
+int records_init(Tracker *t, PyObject *prototype);
+void records_free(Tracker *t);
 
 /* provided by module.c for the C layers */
 void tr_log_broken(Tracker *t, const char *reason, const char *cls, const char *detail,
