@@ -43,7 +43,15 @@ $(STAMP): pyproject.toml constraints.txt
 	echo "$(abspath $(VENV))/debian-bcc" > $$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/debian-bcc.pth
 	touch $@
 
-venv: $(STAMP)
+# rewind-capture's C extension (setup.py), rebuilt in place when its sources change: the
+# editable install above builds it only once.
+NATIVE_SRC := setup.py $(wildcard sidecar/capture/native/*.c sidecar/capture/native/*.h sidecar/capture/native/llhttp/*.[ch])
+NATIVE_STAMP := $(VENV)/.native-stamp
+$(NATIVE_STAMP): $(STAMP) $(NATIVE_SRC)
+	$(PY) setup.py -q build_ext --inplace
+	touch $@
+
+venv: $(STAMP) $(NATIVE_STAMP)
 
 # Debian's own python3 (3.11.2), the interpreter of the images: constraints.txt is resolved
 # with it and the images' wheelhouse is built with it, so environment markers match the images.

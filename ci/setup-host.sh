@@ -7,8 +7,10 @@
 # Idempotent; run as root. Called by `make host`.
 set -euo pipefail
 
+# gcc and python3-dev: `make venv` builds rewind-capture's C extension (sidecar/capture/native)
 PACKAGES=(bpfcc-tools python3-bpfcc linux-headers-amd64 redis-server nginx wrk prometheus
-          curl zstd jq procps iproute2 podman buildah debootstrap runc python3-venv)
+          curl zstd jq procps iproute2 podman buildah debootstrap runc python3-venv
+          gcc python3-dev)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -3,8 +3,9 @@
 The event byte stream the probe emits for wrk against nginx ``return 200`` (EV_ACCEPT, one
 EV_DATA per read and per write, EV_CLOSE; layout of bpf/capture.h) is synthesized for
 ``--conns`` keep-alive connections, written into an in-memory ring buffer with the kernel's
-layout, and read by the real ``RingBuffer`` into the real ``Capture._on_raw`` -> connection
-tracker -> HTTP parser -> redaction (default policy) -> publisher, in three set-ups:
+layout, and read by the real ``RingBuffer`` into the tracker rewind-capture runs (the native hot
+path, sidecar/capture/native.py: decoding, connection tracking, HTTP parsing, Records) ->
+redaction (default policy) -> publisher, in three set-ups:
 
 * ``track``: records go nowhere (ring buffer, decode, tracking, parsing, Record);
 * ``pack``: + default redaction + the publisher's packing of each record into an XADD;
@@ -14,7 +15,10 @@ tracker -> HTTP parser -> redaction (default policy) -> publisher, in three set-
     .venv/bin/python ci/bench/sidecar_cpu.py [--requests 20000] [--out bench-results/sidecar.json]
 
 Prints microseconds of CPU per request (process time, best of ``--runs``); ``--profile SETUP``
-prints a cProfile of one run instead.
+prints a cProfile of one run instead (it does not see inside the native code: for that,
+``py-spy record --native --threads -- python ci/bench/sidecar_cpu.py``). ``--reference`` runs
+the Python reference tracker (conntrack.py on httpstream.py, tests only) in place of the
+native one, for a before/after in one session.
 """
 
 from __future__ import annotations
@@ -132,7 +136,25 @@ class _Count:
         self.n += 1
 
 
-def run(mode: str, events: list[bytes], requests: int, redis_url: str | None) -> float:
+class _Reference:
+    """The Python reference tracker fed record by record, as the capture loop ran it."""
+
+    def __init__(self, cap: Capture, metrics: CaptureMetrics, sink) -> None:
+        from sidecar.capture.conntrack import ConnectionTracker
+        from sidecar.capture.events import decode
+        self._decode = decode
+        self.tracker = ConnectionTracker(emit=sink.put, metrics=metrics, node="bench",
+                                         max_body=cap.cfg.max_body, log=_null_log())
+
+    def __call__(self, raw) -> None:
+        self.tracker.on_event(self._decode(raw))
+
+    def flush_metrics(self) -> None:
+        self.tracker.flush_metrics()
+
+
+def run(mode: str, events: list[bytes], requests: int, redis_url: str | None,
+        reference: bool = False) -> float:
     """µs of CPU per request for one pass over ``events``."""
     metrics = CaptureMetrics()
     publisher = None
@@ -150,10 +172,11 @@ def run(mode: str, events: list[bytes], requests: int, redis_url: str | None) ->
         publisher = sink = Publisher(client, "bench", metrics=metrics, maxlen=10 * requests)
         publisher.start()
         cap = capture_with(sink, metrics, redact=True)
+    tracker = _Reference(cap, metrics, cap._publisher) if reference else cap.tracker
     ring = ring_of(events)
     t0 = time.process_time()
-    ring.consume(cap._on_raw)
-    cap.tracker.flush_metrics()
+    ring.consume(tracker)
+    tracker.flush_metrics()
     if publisher is not None:
         publisher.flush(60.0)
     cpu = time.process_time() - t0
@@ -174,6 +197,8 @@ def main() -> None:
     p.add_argument("--runs", type=int, default=5, help="runs per set-up; the best counts")
     p.add_argument("--profile", choices=("track", "pack", "redis"),
                    help="print a cProfile of one run of this set-up instead")
+    p.add_argument("--reference", action="store_true",
+                   help="the Python reference tracker instead of the native one (before/after)")
     p.add_argument("--out", default="bench-results/sidecar.json", help="where the JSON goes")
     args = p.parse_args()
     events = traffic(args.requests, args.conns)
@@ -185,19 +210,21 @@ def main() -> None:
             import cProfile
             import pstats
             prof = cProfile.Profile()
-            prof.runcall(run, args.profile, events, args.requests, server.url)
+            prof.runcall(run, args.profile, events, args.requests, server.url, args.reference)
             pstats.Stats(prof).sort_stats("tottime").print_stats(25)
             return
         rows = []
-        print(f"{args.requests} requests on {args.conns} connections, {len(events)} events")
+        print(f"{args.requests} requests on {args.conns} connections, {len(events)} events, "
+              f"{'reference (Python)' if args.reference else 'native'} tracker")
         for mode in ("track", "pack", "redis"):
-            us = min(run(mode, events, args.requests, server.url) for _ in range(args.runs))
+            us = min(run(mode, events, args.requests, server.url, args.reference)
+                     for _ in range(args.runs))
             rows.append({"setup": mode, "us_per_request": round(us, 2)})
             print(f"{us:7.1f} us/request  {mode}")
     finally:
         server.stop()
     write_result({"requests": args.requests, "conns": args.conns, "events": len(events),
-                  "setups": rows}, args.out)
+                  "tracker": "reference" if args.reference else "native", "setups": rows}, args.out)
 
 
 if __name__ == "__main__":

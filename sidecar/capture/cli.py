@@ -22,6 +22,7 @@ EXIT_HELP = {
     CaptureExit.USAGE: "bad arguments (a flag, the redaction policy or key file, the metrics port "
                        "in use)",
     CaptureExit.PROBE: "the probe could not be loaded",
+    CaptureExit.NATIVE: "the native extension is not built (pip install . with gcc and python3-dev)",
 }
 
 EXAMPLES = """\
@@ -137,6 +138,13 @@ def main(argv: list[str] | None = None) -> int:
         return CaptureExit.USAGE
     logs.configure(args.log_level, json={"auto": None, "json": True, "console": False}[args.log_format])
     log = structlog.get_logger("rewind.capture")
+
+    from sidecar.capture.native import NativeUnavailable, load
+    try:  # the hot path is native only: no slow path to fall back on
+        load()
+    except NativeUnavailable as exc:
+        log.error("capture.native_missing", error=str(exc))
+        return CaptureExit.NATIVE
 
     from sidecar.capture.loop import Capture, CaptureConfig
     from sidecar.capture.metrics import CaptureMetrics

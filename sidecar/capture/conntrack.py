@@ -1,5 +1,8 @@
 """Connection tracking: kernel events -> per-connection byte streams -> records.
 
+The reference implementation: rewind-capture runs its native port (sidecar/capture/native.py),
+and tests/unit/test_native_differential.py holds the two to the same records and counters.
+
 A connection is (tgid, fd), from accept (or seeding) to close. Each direction's bytes carry their
 stream offset, so a chunk the kernel could not deliver shows up as a gap, which the parser is
 told about (``lost``) instead of being fed the wrong bytes. Idle connection state expires.
@@ -13,13 +16,13 @@ line says to run with --tls.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import structlog
 
+from sidecar.capture.clock import Clock
 from sidecar.capture.events import Direction, Event, Kind, peer
 from sidecar.capture.httpstream import Exchange, HttpConnectionParser
 from sidecar.capture.metrics import CaptureMetrics
@@ -38,24 +41,6 @@ class ConnKey(NamedTuple):
 
     tgid: int
     fd: int
-
-
-class Clock:
-    """Turns kernel monotonic timestamps into wall-clock ns; the offset is refreshed by
-    ``sync()`` (the capture loop calls it every second)."""
-
-    def __init__(self, wall=time.time_ns, mono=time.monotonic_ns) -> None:
-        self._wall, self._mono = wall, mono
-        self.sync()
-
-    def sync(self) -> None:
-        self.offset = self._wall() - self._mono()
-
-    def mono(self) -> int:
-        return self._mono()
-
-    def to_wall(self, mono_ns: int) -> int:
-        return mono_ns + self.offset
 
 
 @dataclass(slots=True)

@@ -1,5 +1,8 @@
 """HTTP/1.0/1.1 reassembly for one server-side TCP connection: two byte streams -> exchanges.
 
+The reference implementation: rewind-capture runs its native port (sidecar/capture/native/
+http1.c, on the same llhttp), held to it by tests/unit/test_native_differential.py.
+
 The bytes the server read are requests, the bytes it wrote are responses. Each stream goes
 through its own llhttp parser (``httptools``); this module only pairs the messages, stores their
 bodies (at most ``max_body`` bytes each, the real length always kept) and turns every way a stream

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 
 import structlog
 
-from sidecar.capture.conntrack import Clock, ConnectionTracker
-from sidecar.capture.events import decode
+from sidecar.capture.clock import Clock
 from sidecar.capture.metrics import CaptureMetrics
+from sidecar.capture.native import NativeTracker
 from sidecar.capture.probe import ProbeError
 from sidecar.capture.procfs import ProcFS
 from sidecar.capture.targets import TargetFinder
@@ -58,8 +58,9 @@ class Capture:
         self._m = metrics
         self._procfs = procfs or ProcFS()
         self._log = log or structlog.get_logger("rewind.capture")
-        self.tracker = ConnectionTracker(
+        self.tracker = NativeTracker(  # raises NativeUnavailable where the extension is not built
             emit=publisher.put,
+            emit_many=getattr(publisher, "put_many", None),  # records come out in batches
             metrics=metrics,
             node=config.node,
             max_body=config.max_body,
@@ -71,7 +72,7 @@ class Capture:
             tls=config.tls,
             log=self._log,
         )
-        self.probe = probe_factory(self._on_raw)
+        self.probe = probe_factory(self.tracker)  # the ring buffer's records go straight in
         self.tls_libs = TlsLibraries(
             lambda path, pid: self.probe.attach_tls(path, pid),
             lambda pid: self.probe.detach_tls(pid),
@@ -81,15 +82,6 @@ class Capture:
         self._other_pidns: set[int] = set()  # listeners the probe cannot see (targets.py)
         self._gone_tgids: set[int] = set()  # targets gone since the last TLS map clean-up
         self._kernel_drops: dict[str, int] = {}
-        self._events = 0
-
-    def _on_raw(self, raw: bytes) -> None:
-        self._events += 1  # added to the metric in housekeeping: one lock per second, not per event
-        try:
-            self.tracker.on_event(decode(raw))
-        except Exception:  # a bug must not stop capture: count it, log it, go on
-            self._m.parse_errors.labels("internal").inc()
-            self._log.exception("capture.event_failed")
 
     def start(self) -> None:
         """Load the probe and seed what is already there (listeners and open connections)."""
@@ -140,8 +132,6 @@ class Capture:
 
     # -- housekeeping ------------------------------------------------------------------
     def housekeeping(self) -> None:
-        self._m.events.inc(self._events)
-        self._events = 0
         self.tracker.flush_metrics()
         self.tracker.clock.sync()
         self._refresh_targets()

@@ -63,6 +63,11 @@ class RingBuffer:
     order, where ``view`` is a memoryview of the record's bytes that is valid only during the
     call (copy what you keep). ``poll(handler, timeout_ms)`` also waits (epoll on the map fd)
     when nothing is there.
+
+    A handler that has ``consume_ring(consumer, producer, data, mask, limit)`` (the native
+    tracker, sidecar/capture/native.py) is given the mapping instead and walks it itself, by the
+    same rules, without a Python call per record: ``consumer`` and ``producer`` are the two
+    positions as 8-byte buffers, ``data`` the data area mapped twice, ``mask`` its size - 1.
     """
 
     def __init__(self, consumer: ctypes.c_uint64, producer: ctypes.c_uint64, data: memoryview,
@@ -128,6 +133,9 @@ class RingBuffer:
         Stops at a record that is still BUSY, or after ``limit`` records (0: no limit). If the
         handler raises, that record counts as consumed and the exception propagates.
         """
+        native = getattr(handler, "consume_ring", None)
+        if native is not None:
+            return native(self._cons, self._prod, self._data, self._mask, limit)
         cons_pos = self._cons
         prod_pos = self._prod
         data = self._data

@@ -20,6 +20,7 @@ class CaptureExit(IntEnum):
     FAILURE = 1
     USAGE = 2
     PROBE = 3  # the probe could not be loaded (privileges, seccomp, kernel)
+    NATIVE = 4  # the native extension (sidecar.capture._native) is not built
 
 
 class ArchiveExit(IntEnum):

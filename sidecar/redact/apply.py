@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from operator import itemgetter
 from urllib.parse import unquote_to_bytes
 
 import orjson
@@ -30,6 +31,8 @@ __all__ = ["Masker", "Redactor"]
 
 FRAMING = frozenset({"content-length", "transfer-encoding"})
 _ALLOW_LIST = HeaderRule(action="mask", kind="allow_list")  # a header the allow list does not name
+_NAME = itemgetter(0)
+CLEAN_NAMES_MAX = 4096  # header names remembered as untouched by the policy (beyond: checked)
 _SCHEME = re.compile(r"^([!#$%&'*+.^_`|~0-9A-Za-z-]+)(\s+)(\S.*)$", re.S)
 
 
@@ -60,8 +63,13 @@ class Redactor:
                       for part in ("request", "response")}
         self._regex = {place: tuple(r for r in policy.regex if place in r.places)
                        for place in ("target", "headers", "body")}
+        self._bodies = {part: bool(self._json[part] or self._regex["body"])  # any body rule
+                        for part in ("request", "response")}
         self._seen: set = set()  # (what, detail) already logged once
         self._count = {k: self.m.fields.labels(k) for k in RULE_KINDS}  # no labels() per record
+        # header names, as written, that no header rule and no allow list touches: whether one
+        # does depends on the name alone, so a list made only of these is returned as it is
+        self._clean: set[str] = set()
 
     # -- the record --------------------------------------------------------------------
     def apply(self, r: Record) -> Record | None:
@@ -81,9 +89,9 @@ class Redactor:
             if rules:
                 r.headers = self._regex_headers(r.headers, rules)
                 r.resp_headers = self._regex_headers(r.resp_headers, rules)
-        if r.body:
+        if r.body and self._bodies["request"]:
             self._body(r, "request")
-        if r.resp_body:
+        if r.resp_body and self._bodies["response"]:
             self._body(r, "response")
         return r
 
@@ -101,6 +109,8 @@ class Redactor:
 
     # -- headers -----------------------------------------------------------------------
     def _header_list(self, headers: list) -> list:
+        if self._clean.issuperset(map(_NAME, headers)):
+            return headers
         rules, allow = self._headers, self._allow
         out, changed = [], False
         for k, v in headers:
@@ -115,6 +125,8 @@ class Redactor:
             self._count[hit.kind].inc()
             if hit.action == "mask":
                 out.append((k, self._header_value(low, v)))
+        if not changed and len(self._clean) < CLEAN_NAMES_MAX:
+            self._clean.update(map(_NAME, headers))
         return out if changed else headers
 
     def _header_value(self, low: str, v: str) -> str:

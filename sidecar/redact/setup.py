@@ -73,6 +73,7 @@ class RedactingPublisher:
         self.metrics = RedactMetrics(registry)
         self.redactor = Redactor(policy, key, self.metrics, log=log)
         self._put = publisher.put
+        self._put_many = getattr(publisher, "put_many", None)
         self._log = log
 
     def put(self, record) -> None:
@@ -84,6 +85,25 @@ class RedactingPublisher:
             return
         if out is not None:
             self._put(out)
+
+    def put_many(self, records: list) -> None:
+        """``put()`` for a batch: each record redacted (or counted and left out), the kept ones
+        handed to the publisher at once when it takes batches."""
+        if self._put_many is None:
+            for record in records:
+                self.put(record)
+            return
+        apply, kept = self.redactor.apply, []
+        for record in records:
+            try:
+                out = apply(record)
+            except Exception:
+                self.metrics.errors.inc()
+                self._log.exception("redact.failed", conn=record.conn, seq=record.seq)
+                continue
+            if out is not None:
+                kept.append(out)
+        self._put_many(kept)
 
 
 def describe(policy: Policy, origin: str) -> dict:

@@ -213,6 +213,30 @@ def test_publisher_wrapper_fails_closed():
         "rewind_capture_redaction_errors_total") == 1
 
 
+class _Failing(Redactor):
+    def apply(self, r):
+        if r.target == "/boom":
+            raise RuntimeError("boom")
+        return super().apply(r)
+
+
+def test_publisher_wrapper_batch_redacts_each_and_hands_over_once():
+    """put_many() redacts every record, leaves out (and counts) the one the redactor fails on,
+    and hands the rest to the publisher's put_many in one call, in order."""
+    batches = []
+
+    class Sink:
+        put = None
+        put_many = batches.append
+
+    wrapped = RedactingPublisher(Sink(), parse_policy(""), KEY, registry=CollectorRegistry(), log=_Log())
+    wrapped.redactor = _Failing(parse_policy(""), KEY, wrapped.metrics)
+    wrapped.put_many([rec(headers=[("Cookie", "a=1")]), rec(target="/boom"), rec(target="/z")])
+    assert [[(r.target, r.headers) for r in b] for b in batches] == [
+        [("/x", [("Cookie", f"a={tok('1')}")]), ("/z", [])]]
+    assert wrapped.metrics.registry.get_sample_value("rewind_capture_redaction_errors_total") == 1
+
+
 class _Log:
     def exception(self, *a, **k):
         pass
