@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 
 import yaml
 
+from sidecar.contract.tokens import TOKEN_RE
+
 __all__ = ["Credentials", "CredentialsError", "load_credentials"]
 
-_MASKED = re.compile(r"rwd_[0-9a-f]{16}")
 _NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 
 
@@ -67,7 +68,7 @@ class Credentials:
         if n:
             self.requests += 1
             self.substitutions += n
-        if any(_MASKED.search(v) for _, v in out):
+        if any(TOKEN_RE.search(v) for _, v in out):
             self.unresolved += 1
         return target, out, body
 
