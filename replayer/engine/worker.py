@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from replayer.engine import wire
 from sidecar.common import cli_args as a
+from sidecar.common import logs
 from sidecar.contract.exit_codes import WorkerExit
 
 if TYPE_CHECKING:  # imported in main, after gevent's monkey-patching
@@ -55,10 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
           help="the master's --master-bind-port")
     a.add(p, "--connect-timeout", type=a.duration, default="5m",
           help="how long to keep trying to reach the master")
-    a.add(p, "--log-level", default="info", choices=["debug", "info", "warning", "error"],
-          help="log level")
-    a.add(p, "--log-format", default="auto", choices=["auto", "json", "console"],
-          help="log format (auto: console on a terminal, JSON otherwise)")
+    logs.add_arguments(p)
     return p
 
 
@@ -111,9 +109,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from replayer.engine.state import RunState
     from replayer.engine.user import ReplayUser
-    from sidecar.common import logs
 
-    logs.configure(args.log_level, json={"auto": None, "json": True, "console": False}[args.log_format])
+    logs.configure_from(args.log_level, args.log_format)
     log = structlog.get_logger("rewind.replay.worker")
     # Locust retries every CONNECT_TIMEOUT (5 s) this many times, then raises ConnectionError
     runners.CONNECT_RETRY_COUNT = max(0, math.ceil(args.connect_timeout / runners.CONNECT_TIMEOUT) - 1)

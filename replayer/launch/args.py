@@ -20,6 +20,7 @@ from importlib.metadata import PackageNotFoundError, version
 from replayer.launch.manifests import RUN_ID
 from replayer.replay.parser import EXIT_HELP as REPLAY_EXIT_HELP
 from sidecar.common import cli_args as a
+from sidecar.common import logs
 from sidecar.contract.exit_codes import LaunchExit
 
 __all__ = ["build_parser", "parse"]
@@ -108,10 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
           help="print the manifests as YAML and exit 0; nothing is sent")
     a.add(p, "--delete", default=None, metavar="RUN_ID",
           help="delete the Jobs, Service, ConfigMap and Secret of this run id, then exit")
-    a.add(p, "--log-level", default="info", choices=["debug", "info", "warning", "error"],
-          help="log level")
-    a.add(p, "--log-format", default="auto", choices=["auto", "json", "console"],
-          help="log format (auto: console on a terminal, JSON otherwise)")
+    logs.add_arguments(p)
     return p
 
 

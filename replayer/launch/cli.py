@@ -144,7 +144,7 @@ def launch(cluster: Cluster, spec: LaunchSpec, args, log, echo) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args, replay_argv, files = parse(argv)
-    logs.configure(args.log_level, json={"auto": None, "json": True, "console": False}[args.log_format])
+    logs.configure_from(args.log_level, args.log_format)
     log = structlog.get_logger("rewind.launch")
     if args.dry_run and args.delete is None:
         import yaml

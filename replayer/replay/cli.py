@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     from replayer.source.feed import FeedError, SourceUnreachable
     from sidecar.common import logs
 
-    logs.configure(opts.log_level, json={"auto": None, "json": True, "console": False}[opts.log_format])
+    logs.configure_from(opts.log_level, opts.log_format)
     log = structlog.get_logger("rewind.replay")
     try:
         src = phases.read_source(opts, log)

@@ -11,6 +11,7 @@ import argparse
 import re
 
 from sidecar.common import cli_args as a
+from sidecar.common import logs
 from sidecar.contract.exit_codes import ReplayExit
 
 __all__ = ["EXIT_HELP", "bound", "build_parser", "header", "positive", "regex"]
@@ -180,8 +181,5 @@ def build_parser() -> argparse.ArgumentParser:
     a.add(p, "--thresholds", default=None, help="JSON file of limits that decide pass or fail")
     a.add(p, "--timeout", type=a.duration, default="30s", help="per request")
     a.add(p, "--progress-every", type=a.duration, default="5s", help="progress log interval")
-    a.add(p, "--log-level", default="info", choices=["debug", "info", "warning", "error"],
-          help="log level")
-    a.add(p, "--log-format", default="auto", choices=["auto", "json", "console"],
-          help="log format (auto: console on a terminal, JSON otherwise)")
+    logs.add_arguments(p)
     return p

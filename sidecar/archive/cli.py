@@ -92,10 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add(p, "--metrics-port", type=a.port, default=9103,
           help="serve Prometheus metrics on this port (0: off)")
     a.add(p, "--metrics-addr", default="0.0.0.0", help="address for the metrics server")
-    a.add(p, "--log-level", default="info", choices=["debug", "info", "warning", "error"],
-          help="log level")
-    a.add(p, "--log-format", default="auto", choices=["auto", "json", "console"],
-          help="log format (auto: console on a terminal, JSON otherwise)")
+    logs.add_arguments(p)
     return p
 
 
@@ -139,7 +136,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
-    logs.configure(args.log_level, json={"auto": None, "json": True, "console": False}[args.log_format])
+    logs.configure_from(args.log_level, args.log_format)
     log = structlog.get_logger("rewind.archive")
 
     from sidecar.archive.metrics import ArchiveMetrics

@@ -96,10 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--redact-check", metavar="POLICY", default=None,
                    help="check POLICY and show what it does to a sample record (or to the records "
                    "of --redact-sample FILE.jsonl), then exit; needs no other flag")
-    a.add(p, "--log-level", default="info", choices=["debug", "info", "warning", "error"],
-          help="log level")
-    a.add(p, "--log-format", default="auto", choices=["auto", "json", "console"],
-          help="log format (auto: console on a terminal, JSON otherwise)")
+    logs.add_arguments(p)
     p.add_argument("--print-bpf", action="store_true", help=argparse.SUPPRESS)
     return p
 
@@ -136,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     except RedactConfigError as exc:
         print(f"rewind-capture: {exc}", file=sys.stderr)  # one line, exit 2
         return CaptureExit.USAGE
-    logs.configure(args.log_level, json={"auto": None, "json": True, "console": False}[args.log_format])
+    logs.configure_from(args.log_level, args.log_format)
     log = structlog.get_logger("rewind.capture")
 
     from sidecar.capture.native import NativeUnavailable, load

@@ -7,7 +7,12 @@ import sys
 
 import structlog
 
-__all__ = ["configure"]
+from sidecar.common import cli_args
+
+__all__ = ["LEVELS", "add_arguments", "configure", "configure_from"]
+
+LEVELS = ("debug", "info", "warning", "error")
+_FORMATS = {"auto": None, "json": True, "console": False}
 
 
 def configure(level: str = "info", json: bool | None = None, stream=None) -> None:
@@ -34,3 +39,16 @@ def configure(level: str = "info", json: bool | None = None, stream=None) -> Non
         logger_factory=structlog.PrintLoggerFactory(stream),
         cache_logger_on_first_use=False,
     )
+
+
+def add_arguments(parser) -> None:
+    """``--log-level`` and ``--log-format`` (and their ``REWIND_LOG_*`` variables): every command
+    has the same two."""
+    cli_args.add(parser, "--log-level", default="info", choices=list(LEVELS), help="log level")
+    cli_args.add(parser, "--log-format", default="auto", choices=list(_FORMATS),
+                 help="log format (auto: console on a terminal, JSON otherwise)")
+
+
+def configure_from(log_level: str, log_format: str) -> None:
+    """``configure`` from the values of the two flags ``add_arguments`` defines."""
+    configure(log_level, json=_FORMATS[log_format])
