@@ -38,7 +38,8 @@ class CaptureConfig:
 
 class Capture:
     """Wires the parts together. ``probe_factory(handler)`` returns an object with the
-    ``sidecar.capture.probe.Probe`` interface; ``publisher`` has ``put(record)``."""
+    ``sidecar.capture.probe.Probe`` interface; ``publisher`` has ``put(record)`` and, to take
+    records in batches, ``put_many(records)``."""
 
     def __init__(
         self,
@@ -54,7 +55,6 @@ class Capture:
     ) -> None:
         self.cfg = config
         self._finder = finder
-        self._publisher = publisher
         self._m = metrics
         self._procfs = procfs or ProcFS()
         self._log = log or structlog.get_logger("rewind.capture")

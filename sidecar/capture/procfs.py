@@ -47,6 +47,16 @@ class BlockedRead(NamedTuple):
     fd: int
     buf: int  # user buffer, or the iovec array for readv/recvmsg
     iovcnt: int  # 0 for a plain buffer
+
+
+class BlockedAccept(NamedTuple):
+    """A thread sleeping in accept()/accept4() on a listening socket."""
+
+    tid: int
+    fd: int  # the listening socket
+    addr: int  # the sockaddr pointer accept will fill (0: none)
+
+
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -113,11 +123,11 @@ class ProcFS:
                 out.append((int(tid), int(parts[0]), [int(a, 16) for a in parts[1:4]]))
         return out
 
-    def blocked_accepts(self, tgid: int, fds: set[int]) -> list[tuple[int, int, int]]:
-        """(tid, listening fd, sockaddr pointer) of threads blocked in accept()/accept4() on one
-        of ``fds`` (gunicorn sync workers sleep there): handed to the probe so the connection
-        that accept returns is tracked."""
-        return [(tid, a[0], a[1]) for tid, _, a in self._blocked_calls(tgid, _ACCEPTS) if a[0] in fds]
+    def blocked_accepts(self, tgid: int, fds: set[int]) -> list[BlockedAccept]:
+        """Threads blocked in accept()/accept4() on one of ``fds`` (gunicorn sync workers sleep
+        there): handed to the probe so the connection that accept returns is tracked."""
+        calls = self._blocked_calls(tgid, _ACCEPTS)
+        return [BlockedAccept(int(tid), a[0], a[1]) for tid, _, a in calls if a[0] in fds]
 
     def blocked_reads(self, tgid: int, fds: set[int]) -> list[BlockedRead]:
         """Threads of ``tgid`` blocked right now in a read of one of ``fds``. Their syscall
@@ -167,4 +177,4 @@ class ProcFS:
         return f"{host}:{port}"
 
 
-__all__ = ["BlockedRead", "HOST_PIDNS_INO", "PidNamespace", "ProcFS", "peer"]
+__all__ = ["BlockedAccept", "BlockedRead", "HOST_PIDNS_INO", "PidNamespace", "ProcFS", "peer"]
