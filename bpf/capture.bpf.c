@@ -59,6 +59,15 @@ struct emit_state {
  * while that holds fewer than GATHER bytes, so the copy provably stays inside data[]. */
 #define GATHER (CHUNK_SIZE / 2)
 
+/* The processes captured (those owning a listening socket of `listeners`), as a filter every
+ * program applies first: an array lookup, which the verifier inlines (no hashing, no lock), so a
+ * syscall of any other process costs one load before the program returns.
+ * index: tgid & (TARGET_SLOTS - 1); value: that tgid, 0 for none, TARGET_ANY when two captured
+ * processes share the slot (the programs then go on to the exact maps). Written by userspace
+ * with `listeners`. */
+#define TARGET_ANY 0xffffffffu
+BPF_ARRAY(targets, u32, TARGET_SLOTS);
+
 /* Listening sockets whose accepted connections are captured.
  * key: tgid << 32 | fd; value: unused. Written by userspace (seeded at start, refreshed
  * every second as processes come and go); entries removed by userspace or on close(). */
@@ -147,6 +156,19 @@ static __always_inline u64 current_id(void)
 #endif
 }
 
+/* The current thread (as current_id) if its process is captured, else 0: the first check of
+ * every program. */
+static __always_inline u64 target_id(void)
+{
+    u64 id = current_id();
+    u32 tgid = id >> 32;
+    u32 slot = tgid & (TARGET_SLOTS - 1);
+    u32 *t = targets.lookup(&slot);
+    if (!t || !tgid || (*t != tgid && *t != TARGET_ANY))
+        return 0;
+    return id;
+}
+
 static __always_inline u64 conn_key(u32 tgid, s32 fd)
 {
     return ((u64)tgid << 32) | (u32)fd;
@@ -174,7 +196,7 @@ static __always_inline void event_header(struct event *ev, u16 kind, u32 tgid, s
 
 static __always_inline int on_accept_enter(s32 fd, u64 addr)
 {
-    u64 id = current_id();
+    u64 id = target_id();
     if (!id)
         return 0;
     u32 tgid = id >> 32;
@@ -191,7 +213,7 @@ static __always_inline int on_accept_enter(s32 fd, u64 addr)
 
 static __always_inline int on_accept_exit(long ret)
 {
-    u64 id = current_id();
+    u64 id = target_id();
     if (!id)
         return 0;
     struct accept_args *a = accepting.lookup(&id);
@@ -245,14 +267,15 @@ TRACEPOINT_PROBE(syscalls, sys_exit_accept4) { return on_accept_exit(args->ret);
 
 TRACEPOINT_PROBE(syscalls, sys_enter_close)
 {
-    u64 id = current_id();
+    u64 id = target_id();
     if (!id)
         return 0;
     u32 tgid = id >> 32;
     u64 key = conn_key(tgid, (s32)args->fd);
     struct conn_info *c = conns.lookup(&key);
-    if (!c) {
-        listeners.delete(&key);
+    if (!c) {  /* a file, a pipe, a connection not captured: one more lookup, no delete */
+        if (listeners.lookup(&key))
+            listeners.delete(&key);
         return 0;
     }
     u64 tls = c->tls;
@@ -282,6 +305,9 @@ TRACEPOINT_PROBE(syscalls, sys_enter_close)
  * which then tells which fd that SSL object uses). */
 static __always_inline bool plain_io(u64 id, struct conn_info *c, s32 fd)
 {
+#if !TLS
+    return true;  /* no uprobes: no SSL call to be inside of */
+#endif
     if (c->tls)
         return false;
     struct ssl_call *s = ssl_calls.lookup(&id);
@@ -296,7 +322,7 @@ static __always_inline bool plain_io(u64 id, struct conn_info *c, s32 fd)
 
 static __always_inline int on_io_enter(s32 nr, s32 fd, u64 buf, u64 iovcnt, u16 dir)
 {
-    u64 id = current_id();
+    u64 id = target_id();
     if (!id)
         return 0;
     u64 key = conn_key(id >> 32, fd);
@@ -313,7 +339,7 @@ static __always_inline int on_io_enter(s32 nr, s32 fd, u64 buf, u64 iovcnt, u16 
  * (msg_iov at offset 16, msg_iovlen at offset 24 on 64-bit). */
 static __always_inline int on_msg_enter(s32 nr, s32 fd, u64 msg, u16 dir)
 {
-    u64 id = current_id();
+    u64 id = target_id();
     if (!id)
         return 0;
     u64 key = conn_key(id >> 32, fd);
@@ -436,7 +462,7 @@ int emit_more_tls(struct pt_regs *ctx)
 
 static __always_inline int on_io_exit(void *ctx, s32 nr, long ret)
 {
-    u64 id = current_id();
+    u64 id = target_id();
     if (!id)
         return 0;
     struct io_args *a = io_active.lookup(&id);
@@ -534,7 +560,7 @@ BPF_HASH(sending, u64, struct sendfile_args, 10240);
 
 TRACEPOINT_PROBE(syscalls, sys_enter_sendfile64)
 {
-    u64 id = current_id();
+    u64 id = target_id();
     if (!id)
         return 0;
     u64 key = conn_key(id >> 32, args->out_fd);
@@ -552,7 +578,7 @@ TRACEPOINT_PROBE(syscalls, sys_enter_sendfile64)
 
 TRACEPOINT_PROBE(syscalls, sys_exit_sendfile64)
 {
-    u64 id = current_id();
+    u64 id = target_id();
     if (!id)
         return 0;
     struct sendfile_args *a = sending.lookup(&id);

@@ -24,6 +24,11 @@
 #define MAX_CONNS 65536
 #endif
 
+/* Slots of the `targets` array (power of two): a process is looked up at slot tgid & (slots-1). */
+#ifndef TARGET_SLOTS
+#define TARGET_SLOTS 65536
+#endif
+
 /* iovec entries looked at per readv/writev/recvmsg/sendmsg; bytes in later entries are not
  * emitted (userspace sees them as lost bytes, see emit_run in capture.bpf.c). */
 #ifndef MAX_IOV

@@ -19,6 +19,7 @@ SOURCE_NAME = "capture.bpf.c"
 # Records handled per poll() at most, so a busy ring buffer still lets the capture loop do its
 # housekeeping (about a second of work at the most this sidecar handles).
 POLL_LIMIT = 50_000
+TARGET_ANY = 0xFFFFFFFF  # bpf/capture.bpf.c: a `targets` slot two captured processes share
 # libssl functions hooked with --tls: (symbol, entry program); each also gets the return
 # program ``ssl_return``. The first two are required, the rest are used where the library has them.
 TLS_CALLS = (
@@ -93,6 +94,9 @@ class Probe:
         self._ring: ringbuf.RingBuffer | None = None
         self.headers: tuple[str, str] | None = None  # (path, origin) bcc compiled against
         self.load_s: float | None = None  # seconds load() took (compiling, most of it)
+        self._target_tgids: set[int] = set()  # processes in the `targets` filter
+        self._target_slots_used: dict[int, int] = {}  # slot -> value written there
+        self._seeded_tgids: set[int] = set()  # processes with seeded connections
 
     @property
     def source_path(self) -> Path:
@@ -134,6 +138,9 @@ class Probe:
             raise ProbeError(preflight.examine().explain(str(exc))) from exc
         self.load_s = round(time.monotonic() - started, 2)
         self._listeners = self._bpf[b"listeners"]
+        # an older probe (make bench-capture --baseline) has no targets filter
+        self._targets = self._bpf[b"targets"] if self._bpf_has_map(b"targets") else None
+        self._target_slots = self._targets.max_entries if self._targets is not None else 1
         self._conns = self._bpf[b"conns"]
         self._drops = self._bpf[b"drops"]
         self._io_active = self._bpf[b"io_active"]
@@ -182,6 +189,7 @@ class Probe:
 
     def forget_processes(self, alive: Callable[[int], bool]) -> None:
         """Remove the TLS map entries of processes that are gone."""
+        self._seeded_tgids = {t for t in self._seeded_tgids if alive(t)}
         for table, tgid_of in ((self._ssl_calls, lambda k: k.value >> 32),
                                (self._last_read, lambda k: k.value >> 32),
                                (self._ssl_fds, lambda k: k.tgid)):
@@ -206,7 +214,10 @@ class Probe:
 
     # -- maps --------------------------------------------------------------------------
     def set_listeners(self, keys: Iterable[tuple[int, int]]) -> None:
-        """Make the listeners map hold exactly these (tgid, fd)."""
+        """Make the listeners map hold exactly these (tgid, fd), and the targets filter exactly
+        their processes (and those of seeded connections)."""
+        keys = list(keys)
+        self._set_targets({t for t, _ in keys} | self._seeded_tgids)
         want = {_key(t, f) for t, f in keys}
         have = {k.value for k in self._listeners.keys()}
         one = ctypes.c_uint8(1)
@@ -223,10 +234,38 @@ class Probe:
         key = ctypes.c_uint64(_key(tgid, fd))
         if key in self._conns:
             return False
+        if tgid not in self._seeded_tgids:
+            self._seeded_tgids.add(tgid)
+            self._set_targets(set(self._target_tgids) | {tgid})
         leaf = self._conns.Leaf()
         leaf.start_ns = start_ns
         self._conns[key] = leaf
         return True
+
+    def _bpf_has_map(self, name: bytes) -> bool:
+        try:
+            self._bpf.get_table(name)
+        except KeyError:
+            return False
+        return True
+
+    def _set_targets(self, tgids: set[int]) -> None:
+        """Write the `targets` filter (bpf/capture.bpf.c): slot tgid & (slots-1) holds the tgid,
+        or TARGET_ANY where two processes share a slot."""
+        if self._targets is None:
+            return
+        slots: dict[int, int] = {}
+        for t in tgids:
+            s = t & (self._target_slots - 1)
+            slots[s] = t if s not in slots else TARGET_ANY
+        old = self._target_slots_used
+        for s, v in slots.items():
+            if old.get(s) != v:
+                self._targets[ctypes.c_int(s)] = ctypes.c_uint32(v)
+        for s in old.keys() - slots.keys():
+            self._targets[ctypes.c_int(s)] = ctypes.c_uint32(0)
+        self._target_slots_used = slots
+        self._target_tgids = set(tgids)
 
     def stash_read(self, tgid: int, tid: int, nr: int, fd: int, buf: int, iovcnt: int) -> None:
         """Give the probe the arguments of a read that was already blocked when capture began
@@ -254,7 +293,7 @@ class Probe:
     def drop_counts(self) -> dict[str, int]:
         """Kernel drop counters, summed over CPUs, by reason."""
         out = {}
-        for i, reason in enumerate(KERNEL_DROP_REASONS):
+        for i, reason in enumerate(KERNEL_DROP_REASONS[:self._drops.max_entries]):
             out[reason] = sum(self._drops[ctypes.c_int(i)])
         return out
 
