@@ -135,11 +135,42 @@ BPF_HASH(last_read, u64, s32, 10240);
 
 BPF_RINGBUF_OUTPUT(events, RINGBUF_PAGES);
 
+/* Bytes this CPU has submitted to `events` since it last woke the reader (see WAKEUP_BYTES). */
+BPF_PERCPU_ARRAY(unwoken, u64, 1);
+
+/* The flags of a submission of `size` bytes: no wake-up, unless this CPU's unwoken bytes
+ * reach WAKEUP_BYTES. */
+static __always_inline u64 ring_flags(u64 size)
+{
+#if WAKEUP_BYTES
+    u32 zero = 0;
+    u64 *n = unwoken.lookup(&zero);
+    if (!n)
+        return 0;
+    *n += size;
+    if (*n < WAKEUP_BYTES)
+        return BPF_RB_NO_WAKEUP;
+    *n = 0;
+    return BPF_RB_FORCE_WAKEUP;
+#else
+    return 0;
+#endif
+}
+
+/* Submits `size` bytes of `ev` to the ring buffer; a failure is counted. */
+static __always_inline void submit(struct event *ev, u64 size);
+
 static __always_inline void count_drop(u32 reason)
 {
     u64 *v = drops.lookup(&reason);
     if (v)
         (*v)++;
+}
+
+static __always_inline void submit(struct event *ev, u64 size)
+{
+    if (events.ringbuf_output(ev, size, ring_flags(size)))
+        count_drop(DROP_RINGBUF_FULL);
 }
 
 /* The current thread as tgid << 32 | tid, in the sidecar's PID namespace (PIDNS_INO, see
@@ -253,8 +284,7 @@ static __always_inline int on_accept_exit(long ret)
                 __builtin_memcpy(ev->addr, &sa[8], 16);
         }
     }
-    if (events.ringbuf_output(ev, EVENT_HEADER_SIZE, 0))
-        count_drop(DROP_RINGBUF_FULL);
+    submit(ev, EVENT_HEADER_SIZE);
     return 0;
 }
 
@@ -293,8 +323,7 @@ TRACEPOINT_PROBE(syscalls, sys_enter_close)
     /* pos, total: the final request- and response-stream offsets (plaintext ones if TLS) */
     event_header(ev, EV_CLOSE, tgid, (s32)args->fd, bpf_ktime_get_ns(), off0, off1, 0);
     ev->aux = tls;
-    if (events.ringbuf_output(ev, EVENT_HEADER_SIZE, 0))
-        count_drop(DROP_RINGBUF_FULL);
+    submit(ev, EVENT_HEADER_SIZE);
     return 0;
 }
 
@@ -369,8 +398,7 @@ static __always_inline void emit_flush(struct event *ev, struct emit_state *st)
     if (fill > CHUNK_SIZE)
         return;
     ev->len = fill;
-    if (events.ringbuf_output(ev, EVENT_HEADER_SIZE + fill, 0))
-        count_drop(DROP_RINGBUF_FULL);
+    submit(ev, EVENT_HEADER_SIZE + fill);
     ev->pos += fill;
 }
 
@@ -603,8 +631,7 @@ TRACEPOINT_PROBE(syscalls, sys_exit_sendfile64)
                  DIR_EGRESS);
     ev->aux = (u64)s.in_fd;
     ev->aux2 = s.offset;
-    if (events.ringbuf_output(ev, EVENT_HEADER_SIZE, 0))
-        count_drop(DROP_RINGBUF_FULL);
+    submit(ev, EVENT_HEADER_SIZE);
     return 0;
 }
 

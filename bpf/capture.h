@@ -40,6 +40,16 @@
 #define RINGBUF_PAGES 16384
 #endif
 
+/* Ring-buffer wake-ups in batches. A record is submitted without waking the reader
+ * (BPF_RB_NO_WAKEUP) until the CPU it was written on has submitted WAKEUP_BYTES since its last
+ * wake-up; that record wakes the reader (BPF_RB_FORCE_WAKEUP). The reader also looks at the ring
+ * every WAKEUP_MS on its own (sidecar/capture/probe.py), which bounds how long a record waits
+ * when traffic is light. 0: the kernel's default, a wake-up whenever the reader has caught up,
+ * which at a few thousand requests per second is nearly every record. */
+#ifndef WAKEUP_BYTES
+#define WAKEUP_BYTES 65536
+#endif
+
 /* 1 with --tls: the read exits also keep what the libssl uprobes need (last_read, hello). */
 #ifndef TLS
 #define TLS 0

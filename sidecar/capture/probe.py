@@ -19,6 +19,11 @@ SOURCE_NAME = "capture.bpf.c"
 # Records handled per poll() at most, so a busy ring buffer still lets the capture loop do its
 # housekeeping (about a second of work at the most this sidecar handles).
 POLL_LIMIT = 50_000
+# The probe wakes its reader only every WAKEUP_BYTES (bpf/capture.h) of records per CPU; below
+# that, records wait until the reader looks on its own, at the latest every WAKEUP_MS: the
+# bound on the delay batching adds (docs/capture.md, OVERHEAD).
+WAKEUP_BYTES = 65536
+WAKEUP_MS = 10
 TARGET_ANY = 0xFFFFFFFF  # bpf/capture.bpf.c: a `targets` slot two captured processes share
 # libssl functions hooked with --tls: (symbol, entry program); each also gets the return
 # program ``ssl_return``. The first two are required, the rest are used where the library has them.
@@ -40,7 +45,7 @@ def bpf_dir() -> Path:
 
 
 def cflags(*, self_tgid: int, max_conns: int, ringbuf_pages: int, tls: bool = False,
-           pidns: PidNamespace | None = None) -> list[str]:
+           pidns: PidNamespace | None = None, wakeup_bytes: int = WAKEUP_BYTES) -> list[str]:
     """The -D flags of the probe. ``pidns``: the sidecar's PID namespace; unless it is the
     host's, the probe names processes in it (PIDNS_DEV/PIDNS_INO, bpf/capture.h)."""
     if ringbuf_pages <= 0 or ringbuf_pages & (ringbuf_pages - 1):
@@ -52,6 +57,7 @@ def cflags(*, self_tgid: int, max_conns: int, ringbuf_pages: int, tls: bool = Fa
         f"-DRINGBUF_PAGES={ringbuf_pages}",
         f"-DCHUNK_SIZE={CHUNK_SIZE}",
         f"-DTLS={int(tls)}",
+        f"-DWAKEUP_BYTES={wakeup_bytes}",
     ]
     if pidns is not None and not pidns.is_host:
         flags += [f"-DPIDNS_DEV={pidns.dev}", f"-DPIDNS_INO={pidns.ino}"]
@@ -205,11 +211,14 @@ class Probe:
             self._handler(ctypes.string_at(data, size))
 
     def poll(self, timeout_ms: int) -> int | None:
-        """Deliver what the ring buffer holds to the handler, waiting up to timeout_ms; returns
-        how many records that was (None with bcc's reader, which does not say)."""
+        """Deliver what the ring buffer holds to the handler, waiting up to timeout_ms (at most
+        WAKEUP_MS); returns how many records that was (None with bcc's reader, which does not
+        say)."""
+        timeout_ms = min(timeout_ms, WAKEUP_MS)  # records may have come without a wake-up
         if self._ring is not None:
             return self._ring.poll(self._handler, timeout_ms, POLL_LIMIT)
         self._bpf.ring_buffer_poll(timeout_ms)
+        self._bpf.ring_buffer_consume()
         return None
 
     # -- maps --------------------------------------------------------------------------
