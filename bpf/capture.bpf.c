@@ -27,6 +27,8 @@ struct conn_info {
     __u64 ssl;       /* the SSL * of this connection (0: none seen): its ssl_fds entry goes at close */
     __u32 tls;       /* 1: libssl speaks on this fd; its syscall bytes are ciphertext, not emitted */
     __u32 hello;     /* 1: the first byte the server read was 0x16 (a TLS handshake record) */
+    __u32 gen;       /* the process's generation (`gens`) when the connection began */
+    __u32 _pad;
 };
 
 struct accept_args {
@@ -78,20 +80,34 @@ BPF_HASH(listeners, u64, u8, 4096);
  * removed at close() entry, or by userspace when the process is gone. */
 BPF_HASH(conns, u64, struct conn_info, MAX_CONNS);
 
+/* Generation of a captured process's fd table. key: tgid; value: bumped by execve (which
+ * closes the close-on-exec fds) and close_range() (which closes many at once), neither of
+ * which passes through close(). A connection began in an older generation is over: its fd may
+ * name another file now, so it is ended (EV_CLOSE) at its next syscall instead of lending its
+ * state to whatever reuses the fd. No entry: generation 0. Removed by userspace with the
+ * process (forget_processes). */
+BPF_HASH(gens, u32, u32, 4096);
+
 /* accept() arguments between syscall entry and exit. key: pid_tgid (thread);
  * removed at exit. */
-BPF_HASH(accepting, u64, struct accept_args, 10240);
+BPF_TABLE("lru_hash", u64, struct accept_args, accepting, THREAD_SLOTS);
 
 /* read/write-family arguments between entry and exit, only for captured fds.
  * key: pid_tgid (thread); removed at exit. Userspace also adds entries for threads that were
  * already blocked in a read of a seeded connection when capture started. */
-BPF_HASH(io_active, u64, struct io_args, 10240);
+BPF_TABLE("lru_hash", u64, struct io_args, io_active, THREAD_SLOTS);
 
 /* Scratch space to build one event (too large for the 512-byte BPF stack). One per CPU. */
 BPF_PERCPU_ARRAY(scratch, struct event, 1);
 
 /* Emitter position for the syscall being emitted on this CPU. */
 BPF_PERCPU_ARRAY(emit_pos, struct emit_state, 1);
+
+/* The same two for the uprobe path (SSL_read/SSL_write returns): a uprobe program can be
+ * preempted on a preemptible kernel, and a tracepoint program run on the same CPU meanwhile
+ * must not overwrite the event it is building. */
+BPF_PERCPU_ARRAY(tls_scratch, struct event, 1);
+BPF_PERCPU_ARRAY(tls_emit_pos, struct emit_state, 1);
 
 /* Events dropped in the kernel, indexed by enum drop_reason. Never reset. */
 BPF_PERCPU_ARRAY(drops, u64, DROP_NR);
@@ -113,7 +129,7 @@ struct ssl_call {
     __u16 dir;       /* DIR_INGRESS for SSL_read*, DIR_EGRESS for SSL_write* */
     __u16 _pad[3];
 };
-BPF_HASH(ssl_calls, u64, struct ssl_call, 10240);
+BPF_TABLE("lru_hash", u64, struct ssl_call, ssl_calls, THREAD_SLOTS);
 
 /* Which connection an SSL object talks over. key: (tgid, SSL *); value: fd. Added by SSL_set_fd
  * on a tracked connection, or by a syscall on a tracked connection made inside an SSL call
@@ -131,7 +147,7 @@ BPF_HASH(ssl_fds, struct ssl_key, s32, MAX_CONNS);
  * For servers that feed libssl through memory BIOs (Node.js, Python asyncio): they read the
  * socket themselves, then call SSL_read on the same thread, so an SSL object with no known fd
  * belongs to the connection its thread just read, if that one began with a TLS handshake. */
-BPF_HASH(last_read, u64, s32, 10240);
+BPF_TABLE("lru_hash", u64, s32, last_read, THREAD_SLOTS);
 
 BPF_RINGBUF_OUTPUT(events, RINGBUF_PAGES);
 
@@ -164,7 +180,7 @@ static __always_inline void count_drop(u32 reason)
 {
     u64 *v = drops.lookup(&reason);
     if (v)
-        (*v)++;
+        __sync_fetch_and_add(v, 1);  /* a preempted uprobe program may be counting too */
 }
 
 static __always_inline void submit(struct event *ev, u64 size)
@@ -203,6 +219,13 @@ static __always_inline u64 target_id(void)
 static __always_inline u64 conn_key(u32 tgid, s32 fd)
 {
     return ((u64)tgid << 32) | (u32)fd;
+}
+
+/* The process's fd-table generation (see `gens`). */
+static __always_inline u32 generation(u32 tgid)
+{
+    u32 *g = gens.lookup(&tgid);
+    return g ? *g : 0;
 }
 
 /* The fixed part of an event, with no payload and no peer address. */
@@ -257,7 +280,7 @@ static __always_inline int on_accept_exit(long ret)
 
     u32 tgid = id >> 32;
     u64 key = conn_key(tgid, (s32)ret);
-    struct conn_info ci = {.start_ns = bpf_ktime_get_ns()};
+    struct conn_info ci = {.start_ns = bpf_ktime_get_ns(), .gen = generation(tgid)};
     if (conns.update(&key, &ci)) {
         count_drop(DROP_CONN_MAP_FULL);
         return 0;
@@ -295,6 +318,42 @@ TRACEPOINT_PROBE(syscalls, sys_exit_accept4) { return on_accept_exit(args->ret);
 
 /* ---- close --------------------------------------------------------------------------- */
 
+/* Ends connection `c` (key `key`): its entry goes, and userspace gets EV_CLOSE with the final
+ * request- and response-stream offsets (the plaintext ones if TLS) in pos and total. */
+static __always_inline void end_conn(u32 tgid, s32 fd, u64 key, struct conn_info *c)
+{
+    u64 tls = c->tls;
+    u64 off0 = tls ? c->tls_off[0] : c->off[0], off1 = tls ? c->tls_off[1] : c->off[1];
+    if (c->ssl) {
+        struct ssl_key sk = {.ssl = c->ssl, .tgid = tgid};
+        ssl_fds.delete(&sk);
+    }
+    conns.delete(&key);
+
+    u32 zero = 0;
+    struct event *ev = scratch.lookup(&zero);
+    if (!ev)
+        return;
+    event_header(ev, EV_CLOSE, tgid, fd, bpf_ktime_get_ns(), off0, off1, 0);
+    ev->aux = tls;
+    submit(ev, EVENT_HEADER_SIZE);
+}
+
+/* The tracked connection of fd `fd`, or NULL; a connection of an older generation of the
+ * process (see `gens`) is ended first, and NULL returned. */
+static __always_inline struct conn_info *live_conn(u32 tgid, s32 fd)
+{
+    u64 key = conn_key(tgid, fd);
+    struct conn_info *c = conns.lookup(&key);
+    if (!c)
+        return 0;
+    if (c->gen != generation(tgid)) {
+        end_conn(tgid, fd, key, c);
+        return 0;
+    }
+    return c;
+}
+
 TRACEPOINT_PROBE(syscalls, sys_enter_close)
 {
     u64 id = target_id();
@@ -308,24 +367,49 @@ TRACEPOINT_PROBE(syscalls, sys_enter_close)
             listeners.delete(&key);
         return 0;
     }
-    u64 tls = c->tls;
-    u64 off0 = tls ? c->tls_off[0] : c->off[0], off1 = tls ? c->tls_off[1] : c->off[1];
-    if (c->ssl) {
-        struct ssl_key sk = {.ssl = c->ssl, .tgid = tgid};
-        ssl_fds.delete(&sk);
-    }
-    conns.delete(&key);
-
-    u32 zero = 0;
-    struct event *ev = scratch.lookup(&zero);
-    if (!ev)
-        return 0;
-    /* pos, total: the final request- and response-stream offsets (plaintext ones if TLS) */
-    event_header(ev, EV_CLOSE, tgid, (s32)args->fd, bpf_ktime_get_ns(), off0, off1, 0);
-    ev->aux = tls;
-    submit(ev, EVENT_HEADER_SIZE);
+    end_conn(tgid, (s32)args->fd, key, c);
     return 0;
 }
+
+/* dup2/dup3 onto a captured connection's fd close that connection (without a close() call). */
+static __always_inline int on_dup_enter(s32 oldfd, s32 newfd)
+{
+    u64 id = target_id();
+    if (!id || oldfd == newfd)
+        return 0;
+    u32 tgid = id >> 32;
+    u64 key = conn_key(tgid, newfd);
+    struct conn_info *c = conns.lookup(&key);
+    if (c)
+        end_conn(tgid, newfd, key, c);
+    return 0;
+}
+
+TRACEPOINT_PROBE(syscalls, sys_enter_dup2) { return on_dup_enter(args->oldfd, args->newfd); }
+TRACEPOINT_PROBE(syscalls, sys_enter_dup3) { return on_dup_enter(args->oldfd, args->newfd); }
+
+/* close_range() and execve() close fds without close(): the process's generation moves on, so
+ * each of its connections ends at its next syscall (live_conn) rather than passing its state on
+ * to a file that reuses the fd. (close_range with CLOSE_RANGE_CLOEXEC closes nothing by
+ * itself, but the exec that follows does.) */
+static __always_inline void next_generation(void)
+{
+    u64 id = target_id();
+    if (!id)
+        return;
+    u32 tgid = id >> 32;
+    u32 *g = gens.lookup(&tgid);
+    if (g) {
+        __sync_fetch_and_add(g, 1);
+        return;
+    }
+    u32 one = 1;
+    if (gens.update(&tgid, &one))
+        count_drop(DROP_THREAD_MAP);
+}
+
+TRACEPOINT_PROBE(syscalls, sys_enter_close_range) { next_generation(); return 0; }
+TRACEPOINT_PROBE(sched, sched_process_exec) { next_generation(); return 0; }
 
 /* ---- data ---------------------------------------------------------------------------- */
 
@@ -354,8 +438,7 @@ static __always_inline int on_io_enter(s32 nr, s32 fd, u64 buf, u64 iovcnt, u16 
     u64 id = target_id();
     if (!id)
         return 0;
-    u64 key = conn_key(id >> 32, fd);
-    struct conn_info *c = conns.lookup(&key);
+    struct conn_info *c = live_conn(id >> 32, fd);
     if (!c || !plain_io(id, c, fd))
         return 0;
     struct io_args a = {.buf = buf, .iovcnt = iovcnt, .fd = fd, .nr = nr, .dir = dir};
@@ -371,8 +454,7 @@ static __always_inline int on_msg_enter(s32 nr, s32 fd, u64 msg, u16 dir)
     u64 id = target_id();
     if (!id)
         return 0;
-    u64 key = conn_key(id >> 32, fd);
-    struct conn_info *c = conns.lookup(&key);
+    struct conn_info *c = live_conn(id >> 32, fd);
     if (!c || !plain_io(id, c, fd))
         return 0;
     u64 iov[2] = {};
@@ -407,8 +489,8 @@ static __always_inline void emit_flush(struct event *ev, struct emit_state *st)
 static __always_inline int emit_run(void *ctx, int tls)
 {
     u32 zero = 0;
-    struct emit_state *st = emit_pos.lookup(&zero);
-    struct event *ev = scratch.lookup(&zero);
+    struct emit_state *st = tls ? tls_emit_pos.lookup(&zero) : emit_pos.lookup(&zero);
+    struct event *ev = tls ? tls_scratch.lookup(&zero) : scratch.lookup(&zero);
     if (!st || !ev)
         return 0;
 
@@ -419,10 +501,11 @@ static __always_inline int emit_run(void *ctx, int tls)
             /* The iovec entries looked at hold fewer bytes than the call moved. It happens:
              * a readv/writev/recvmsg/sendmsg with more than MAX_IOV entries (only the first
              * MAX_IOV are opened), or an iovec array another thread changed during the call.
-             * The rest of the call's bytes are not emitted and no drop is counted; userspace
-             * sees the gap at the connection's next chunk or at its close (the offsets moved
-             * by the whole call) and counts it in rewind_capture_lost_bytes_total. */
+             * The rest of the call's bytes are not emitted: counted as DROP_IOV_LIMIT here,
+             * and userspace sees the gap at the connection's next chunk or at its close (the
+             * offsets moved by the whole call) and counts it in lost_bytes_total. */
             if (st->iov_left == 0) {
+                count_drop(DROP_IOV_LIMIT);
                 emit_flush(ev, st);
                 return 0;
             }
@@ -510,7 +593,8 @@ static __always_inline int on_io_exit(void *ctx, s32 nr, long ret)
     u64 start = __sync_fetch_and_add(&c->off[dir], (u64)ret);
 #if TLS
     if (dir == DIR_INGRESS) {  /* for the memory-BIO fallback of ssl_return */
-        last_read.update(&id, &args.fd);
+        if (last_read.update(&id, &args.fd))
+            count_drop(DROP_THREAD_MAP);
         if (start == 0) {  /* the connection's first byte: a TLS handshake? */
             u64 first = args.buf;
             if (args.iovcnt)
@@ -584,15 +668,14 @@ struct sendfile_args {
 };
 
 /* sendfile() arguments between entry and exit. key: pid_tgid; removed at exit. */
-BPF_HASH(sending, u64, struct sendfile_args, 10240);
+BPF_TABLE("lru_hash", u64, struct sendfile_args, sending, THREAD_SLOTS);
 
 TRACEPOINT_PROBE(syscalls, sys_enter_sendfile64)
 {
     u64 id = target_id();
     if (!id)
         return 0;
-    u64 key = conn_key(id >> 32, args->out_fd);
-    struct conn_info *c = conns.lookup(&key);
+    struct conn_info *c = live_conn(id >> 32, args->out_fd);
     if (!c || c->tls)  /* kTLS's SSL_sendfile is not captured (docs/capture.md, Limits) */
         return 0;
     struct sendfile_args a = {.offset_ptr = (u64)args->offset, .out_fd = args->out_fd,
@@ -716,8 +799,8 @@ int ssl_return(struct pt_regs *ctx)
     u64 start = __sync_fetch_and_add(&c->tls_off[dir], n);
 
     u32 zero = 0;
-    struct event *ev = scratch.lookup(&zero);
-    struct emit_state *st = emit_pos.lookup(&zero);
+    struct event *ev = tls_scratch.lookup(&zero);
+    struct emit_state *st = tls_emit_pos.lookup(&zero);
     if (!ev || !st)
         return 0;
     event_header(ev, EV_TLS_DATA, tgid, fd, bpf_ktime_get_ns(), start, n, dir);

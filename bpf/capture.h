@@ -30,7 +30,7 @@
 #endif
 
 /* iovec entries looked at per readv/writev/recvmsg/sendmsg; bytes in later entries are not
- * emitted (userspace sees them as lost bytes, see emit_run in capture.bpf.c). */
+ * emitted: counted as DROP_IOV_LIMIT, and userspace sees them as lost bytes (emit_run). */
 #ifndef MAX_IOV
 #define MAX_IOV 64
 #endif
@@ -38,6 +38,12 @@
 /* Ring buffer size in 4 KiB pages (power of two). */
 #ifndef RINGBUF_PAGES
 #define RINGBUF_PAGES 16384
+#endif
+
+/* Entries of each per-thread map (syscall arguments between entry and exit). LRU: the entry of
+ * a thread that never came back (killed in the call) is evicted, not kept for ever. */
+#ifndef THREAD_SLOTS
+#define THREAD_SLOTS 10240
 #endif
 
 /* Ring-buffer wake-ups in batches. A record is submitted without waking the reader
@@ -92,7 +98,9 @@ enum drop_reason { /* index of the `drops` map; names in sidecar/capture/metrics
     DROP_ARGS_MAP_FULL = 2,
     DROP_READ_FAULT = 3,
     DROP_TOO_LARGE = 4,
-    DROP_NR = 5,
+    DROP_IOV_LIMIT = 5,   /* a vectored call moved bytes beyond the MAX_IOV entries followed */
+    DROP_THREAD_MAP = 6,  /* a per-thread map update failed (last_read) */
+    DROP_NR = 7,
 };
 
 struct event {

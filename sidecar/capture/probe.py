@@ -103,6 +103,7 @@ class Probe:
         self._target_tgids: set[int] = set()  # processes in the `targets` filter
         self._target_slots_used: dict[int, int] = {}  # slot -> value written there
         self._seeded_tgids: set[int] = set()  # processes with seeded connections
+        self._conn_tgids: set[int] = set()  # processes in `conns` at the last conn_keys()
 
     @property
     def source_path(self) -> Path:
@@ -148,6 +149,7 @@ class Probe:
         self._targets = self._bpf[b"targets"] if self._bpf_has_map(b"targets") else None
         self._target_slots = self._targets.max_entries if self._targets is not None else 1
         self._conns = self._bpf[b"conns"]
+        self._gens = self._bpf[b"gens"] if self._bpf_has_map(b"gens") else None
         self._drops = self._bpf[b"drops"]
         self._io_active = self._bpf[b"io_active"]
         self._accepting = self._bpf[b"accepting"]
@@ -226,7 +228,16 @@ class Probe:
         """Make the listeners map hold exactly these (tgid, fd), and the targets filter exactly
         their processes (and those of seeded connections)."""
         keys = list(keys)
-        self._set_targets({t for t, _ in keys} | self._seeded_tgids)
+        # a process that closed its listener (a worker of a reloading nginx) still finishes its
+        # connections: it stays a target while the last conn_keys() saw it in `conns`
+        self._set_targets({t for t, _ in keys} | self._seeded_tgids | self._conn_tgids)
+        # generations of processes no longer captured
+        for k in list(self._gens.keys()) if self._gens is not None else ():
+            if k.value not in self._target_tgids:
+                try:
+                    del self._gens[k]
+                except KeyError:
+                    pass
         want = {_key(t, f) for t, f in keys}
         have = {k.value for k in self._listeners.keys()}
         one = ctypes.c_uint8(1)
@@ -248,6 +259,9 @@ class Probe:
             self._set_targets(set(self._target_tgids) | {tgid})
         leaf = self._conns.Leaf()
         leaf.start_ns = start_ns
+        if self._gens is not None:  # the process's current fd-table generation (capture.bpf.c)
+            gen = self._gens.get(ctypes.c_uint32(tgid))
+            leaf.gen = gen.value if gen is not None else 0
         self._conns[key] = leaf
         return True
 
@@ -297,7 +311,12 @@ class Probe:
             pass
 
     def conn_keys(self) -> list[tuple[int, int]]:
-        return [(k.value >> 32, k.value & 0xFFFFFFFF) for k in self._conns.keys()]
+        """The (tgid, fd) of every connection the probe tracks (their processes stay targets)."""
+        keys = [(k.value >> 32, k.value & 0xFFFFFFFF) for k in self._conns.keys()]
+        self._conn_tgids = {t for t, _ in keys}
+        if not self._conn_tgids <= self._target_tgids:
+            self._set_targets(self._target_tgids | self._conn_tgids)
+        return keys
 
     def drop_counts(self) -> dict[str, int]:
         """Kernel drop counters, summed over CPUs, by reason."""
