@@ -92,10 +92,24 @@ BPF_HASH(gens, u32, u32, 4096);
  * removed at exit. */
 BPF_TABLE("lru_hash", u64, struct accept_args, accepting, THREAD_SLOTS);
 
-/* read/write-family arguments between entry and exit, only for captured fds.
- * key: pid_tgid (thread); removed at exit. Userspace also adds entries for threads that were
- * already blocked in a read of a seeded connection when capture started. */
+/* read/write-family arguments between entry and exit, only for captured fds: the thread's own
+ * storage (BPF task storage: no hashing, no lock, nothing to delete; freed with the thread),
+ * armed at entry, disarmed at exit. */
+struct io_slot {
+    struct io_args a;
+    __u32 armed;     /* 1 between the entry and the exit of a captured call */
+    __u32 _pad;
+};
+BPF_TASK_STORAGE(io_task, struct io_slot);
+
+/* The same, for threads that were already blocked in a read of a seeded connection when
+ * capture started: written by userspace (it cannot reach a thread's task storage), looked at by
+ * an exit only while `stashed` says there may be entries. key: pid_tgid; removed at exit. */
 BPF_TABLE("lru_hash", u64, struct io_args, io_active, THREAD_SLOTS);
+
+/* [0]: nonzero while io_active may hold entries (set by userspace when it adds one, cleared
+ * when it sees the map empty). */
+BPF_ARRAY(stashed, u32, 1);
 
 /* Scratch space to build one event (too large for the 512-byte BPF stack). One per CPU. */
 BPF_PERCPU_ARRAY(scratch, struct event, 1);
@@ -433,6 +447,42 @@ static __always_inline bool plain_io(u64 id, struct conn_info *c, s32 fd)
     return false;
 }
 
+/* Keeps a captured call's arguments in the thread's storage until its exit. */
+static __always_inline void arm_io(struct io_args *a)
+{
+    struct task_struct *t = (struct task_struct *)bpf_get_current_task_btf();
+    struct io_slot *slot = io_task.task_storage_get(t, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+    if (!slot) {
+        count_drop(DROP_ARGS_MAP_FULL);
+        return;
+    }
+    slot->a = *a;
+    slot->armed = 1;
+}
+
+/* At a syscall's exit: the arguments its entry kept (or userspace stashed), disarmed; false
+ * when the call was not a captured one. */
+static __always_inline bool take_io(u64 id, struct io_args *out)
+{
+    struct task_struct *t = (struct task_struct *)bpf_get_current_task_btf();
+    struct io_slot *slot = io_task.task_storage_get(t, 0, 0);
+    if (slot && slot->armed) {
+        slot->armed = 0;
+        *out = slot->a;
+        return true;
+    }
+    u32 zero = 0;
+    u32 *any = stashed.lookup(&zero);
+    if (!any || !*any)
+        return false;
+    struct io_args *a = io_active.lookup(&id);
+    if (!a)
+        return false;
+    *out = *a;
+    io_active.delete(&id);
+    return true;
+}
+
 static __always_inline int on_io_enter(s32 nr, s32 fd, u64 buf, u64 iovcnt, u16 dir)
 {
     u64 id = target_id();
@@ -442,8 +492,7 @@ static __always_inline int on_io_enter(s32 nr, s32 fd, u64 buf, u64 iovcnt, u16 
     if (!c || !plain_io(id, c, fd))
         return 0;
     struct io_args a = {.buf = buf, .iovcnt = iovcnt, .fd = fd, .nr = nr, .dir = dir};
-    if (io_active.update(&id, &a))
-        count_drop(DROP_ARGS_MAP_FULL);
+    arm_io(&a);
     return 0;
 }
 
@@ -463,8 +512,7 @@ static __always_inline int on_msg_enter(s32 nr, s32 fd, u64 msg, u16 dir)
         return 0;
     }
     struct io_args a = {.buf = iov[0], .iovcnt = iov[1], .fd = fd, .nr = nr, .dir = dir};
-    if (io_active.update(&id, &a))
-        count_drop(DROP_ARGS_MAP_FULL);
+    arm_io(&a);
     return 0;
 }
 
@@ -576,11 +624,9 @@ static __always_inline int on_io_exit(void *ctx, s32 nr, long ret)
     u64 id = target_id();
     if (!id)
         return 0;
-    struct io_args *a = io_active.lookup(&id);
-    if (!a)
+    struct io_args args;
+    if (!take_io(id, &args))
         return 0;
-    struct io_args args = *a;
-    io_active.delete(&id);
     if (ret <= 0 || args.nr != nr)
         return 0;
 

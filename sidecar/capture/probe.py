@@ -152,6 +152,7 @@ class Probe:
         self._gens = self._bpf[b"gens"] if self._bpf_has_map(b"gens") else None
         self._drops = self._bpf[b"drops"]
         self._io_active = self._bpf[b"io_active"]
+        self._stashed = self._bpf[b"stashed"] if self._bpf_has_map(b"stashed") else None
         self._accepting = self._bpf[b"accepting"]
         self._ssl_calls = self._bpf[b"ssl_calls"]
         self._ssl_fds = self._bpf[b"ssl_fds"]
@@ -296,6 +297,8 @@ class Probe:
         leaf = self._io_active.Leaf()
         leaf.buf, leaf.iovcnt, leaf.fd, leaf.nr, leaf.dir = buf, iovcnt, fd, nr, 0
         self._io_active[ctypes.c_uint64((tgid << 32) | tid)] = leaf
+        if self._stashed is not None:
+            self._stashed[ctypes.c_int(0)] = ctypes.c_uint32(1)
 
     def stash_accept(self, tgid: int, tid: int, listen_fd: int, addr: int) -> None:
         """Give the probe the arguments of an accept() already blocked when capture began (see
@@ -313,6 +316,9 @@ class Probe:
     def conn_keys(self) -> list[tuple[int, int]]:
         """The (tgid, fd) of every connection the probe tracks (their processes stay targets)."""
         keys = [(k.value >> 32, k.value & 0xFFFFFFFF) for k in self._conns.keys()]
+        if (self._stashed is not None and self._stashed[ctypes.c_int(0)].value
+                and not any(True for _ in self._io_active.keys())):  # every stashed read returned
+            self._stashed[ctypes.c_int(0)] = ctypes.c_uint32(0)
         self._conn_tgids = {t for t, _ in keys}
         if not self._conn_tgids <= self._target_tgids:
             self._set_targets(self._target_tgids | self._conn_tgids)
