@@ -133,9 +133,10 @@ BPF_PROG_ARRAY(emit_progs, 1);
  * for the plaintext of SSL calls. */
 BPF_PROG_ARRAY(tls_emit_progs, 1);
 
-/* SSL_read/SSL_write (and _ex) arguments between entry and return. key: pid_tgid (thread);
- * removed at return, or by userspace when the process is gone. While a thread has an entry it
- * is inside libssl: a read/write syscall it makes on a tracked connection names the SSL's fd. */
+/* SSL_read/SSL_write (and _ex) arguments between entry and return, in the thread's BPF task
+ * storage (armed at entry, disarmed at return; freed with the thread). While a thread's slot is
+ * armed it is inside libssl: a read/write syscall it makes on a tracked connection names the
+ * SSL's fd. */
 struct ssl_call {
     __u64 ssl;       /* SSL * */
     __u64 buf;       /* plaintext buffer */
@@ -143,7 +144,12 @@ struct ssl_call {
     __u16 dir;       /* DIR_INGRESS for SSL_read*, DIR_EGRESS for SSL_write* */
     __u16 _pad[3];
 };
-BPF_TABLE("lru_hash", u64, struct ssl_call, ssl_calls, THREAD_SLOTS);
+struct ssl_slot {
+    struct ssl_call c;
+    __u32 armed;
+    __u32 _pad;
+};
+BPF_TASK_STORAGE(ssl_task, struct ssl_slot);
 
 /* Which connection an SSL object talks over. key: (tgid, SSL *); value: fd. Added by SSL_set_fd
  * on a tracked connection, or by a syscall on a tracked connection made inside an SSL call
@@ -437,12 +443,13 @@ static __always_inline bool plain_io(u64 id, struct conn_info *c, s32 fd)
 #endif
     if (c->tls)
         return false;
-    struct ssl_call *s = ssl_calls.lookup(&id);
-    if (!s)
+    struct task_struct *t = (struct task_struct *)bpf_get_current_task_btf();
+    struct ssl_slot *s = ssl_task.task_storage_get(t, 0, 0);
+    if (!s || !s->armed)
         return true;
-    struct ssl_key sk = {.ssl = s->ssl, .tgid = id >> 32};
+    struct ssl_key sk = {.ssl = s->c.ssl, .tgid = id >> 32};
     ssl_fds.update(&sk, &fd);
-    c->ssl = s->ssl;
+    c->ssl = s->c.ssl;
     c->tls = 1;
     return false;
 }
@@ -776,10 +783,16 @@ static __always_inline int ssl_enter(struct pt_regs *ctx, u16 dir, int ex)
         return 0;
     if ((u32)(id >> 32) == SELF_TGID)
         return 0;
+    struct task_struct *t = (struct task_struct *)bpf_get_current_task_btf();
+    struct ssl_slot *slot = ssl_task.task_storage_get(t, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+    if (!slot) {
+        count_drop(DROP_ARGS_MAP_FULL);
+        return 0;
+    }
     struct ssl_call s = {.ssl = PT_REGS_PARM1(ctx), .buf = PT_REGS_PARM2(ctx),
                          .nbytes = ex ? PT_REGS_PARM4(ctx) : 0, .dir = dir};
-    if (ssl_calls.update(&id, &s))
-        count_drop(DROP_ARGS_MAP_FULL);
+    slot->c = s;
+    slot->armed = 1;
     return 0;
 }
 
@@ -795,11 +808,12 @@ int ssl_return(struct pt_regs *ctx)
     u64 id = current_id();
     if (!id)
         return 0;
-    struct ssl_call *p = ssl_calls.lookup(&id);
-    if (!p)
+    struct task_struct *t = (struct task_struct *)bpf_get_current_task_btf();
+    struct ssl_slot *p = ssl_task.task_storage_get(t, 0, 0);
+    if (!p || !p->armed)
         return 0;
-    struct ssl_call s = *p;
-    ssl_calls.delete(&id);
+    struct ssl_call s = p->c;
+    p->armed = 0;
     int rc = (int)PT_REGS_RC(ctx);
     u64 n = 0;
     if (s.nbytes) {

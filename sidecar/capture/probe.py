@@ -154,7 +154,6 @@ class Probe:
         self._io_active = self._bpf[b"io_active"]
         self._stashed = self._bpf[b"stashed"] if self._bpf_has_map(b"stashed") else None
         self._accepting = self._bpf[b"accepting"]
-        self._ssl_calls = self._bpf[b"ssl_calls"]
         self._ssl_fds = self._bpf[b"ssl_fds"]
         self._last_read = self._bpf[b"last_read"]
 
@@ -199,8 +198,7 @@ class Probe:
     def forget_processes(self, alive: Callable[[int], bool]) -> None:
         """Remove the TLS map entries of processes that are gone."""
         self._seeded_tgids = {t for t in self._seeded_tgids if alive(t)}
-        for table, tgid_of in ((self._ssl_calls, lambda k: k.value >> 32),
-                               (self._last_read, lambda k: k.value >> 32),
+        for table, tgid_of in ((self._last_read, lambda k: k.value >> 32),
                                (self._ssl_fds, lambda k: k.tgid)):
             for k in list(table.keys()):
                 if not alive(tgid_of(k)):
