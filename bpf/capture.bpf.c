@@ -100,7 +100,11 @@ struct io_slot {
     __u32 armed;     /* 1 between the entry and the exit of a captured call */
     __u32 _pad;
 };
+#if TASK_STORAGE
 BPF_TASK_STORAGE(io_task, struct io_slot);
+#else  /* no kernel BTF: an LRU hash by pid_tgid, entries disarmed rather than deleted */
+BPF_TABLE("lru_hash", u64, struct io_slot, io_task, THREAD_SLOTS);
+#endif
 
 /* The same, for threads that were already blocked in a read of a seeded connection when
  * capture started: written by userspace (it cannot reach a thread's task storage), looked at by
@@ -149,7 +153,47 @@ struct ssl_slot {
     __u32 armed;
     __u32 _pad;
 };
+#if TASK_STORAGE
 BPF_TASK_STORAGE(ssl_task, struct ssl_slot);
+#else
+BPF_TABLE("lru_hash", u64, struct ssl_slot, ssl_task, THREAD_SLOTS);
+#endif
+
+/* The current thread's slot in io_task / ssl_task (id: current_id()); with `create`, made if
+ * missing. NULL: none (or it could not be made). */
+static __always_inline struct io_slot *io_slot(u64 id, int create)
+{
+#if TASK_STORAGE
+    struct task_struct *t = (struct task_struct *)bpf_get_current_task_btf();
+    if (create)
+        return io_task.task_storage_get(t, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+    return io_task.task_storage_get(t, 0, 0);
+#else
+    struct io_slot *s = io_task.lookup(&id);
+    if (s || !create)
+        return s;
+    struct io_slot zero = {};
+    io_task.update(&id, &zero);
+    return io_task.lookup(&id);
+#endif
+}
+
+static __always_inline struct ssl_slot *ssl_slot(u64 id, int create)
+{
+#if TASK_STORAGE
+    struct task_struct *t = (struct task_struct *)bpf_get_current_task_btf();
+    if (create)
+        return ssl_task.task_storage_get(t, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+    return ssl_task.task_storage_get(t, 0, 0);
+#else
+    struct ssl_slot *s = ssl_task.lookup(&id);
+    if (s || !create)
+        return s;
+    struct ssl_slot zero = {};
+    ssl_task.update(&id, &zero);
+    return ssl_task.lookup(&id);
+#endif
+}
 
 /* Which connection an SSL object talks over. key: (tgid, SSL *); value: fd. Added by SSL_set_fd
  * on a tracked connection, or by a syscall on a tracked connection made inside an SSL call
@@ -443,8 +487,7 @@ static __always_inline bool plain_io(u64 id, struct conn_info *c, s32 fd)
 #endif
     if (c->tls)
         return false;
-    struct task_struct *t = (struct task_struct *)bpf_get_current_task_btf();
-    struct ssl_slot *s = ssl_task.task_storage_get(t, 0, 0);
+    struct ssl_slot *s = ssl_slot(id, 0);
     if (!s || !s->armed)
         return true;
     struct ssl_key sk = {.ssl = s->c.ssl, .tgid = id >> 32};
@@ -455,10 +498,9 @@ static __always_inline bool plain_io(u64 id, struct conn_info *c, s32 fd)
 }
 
 /* Keeps a captured call's arguments in the thread's storage until its exit. */
-static __always_inline void arm_io(struct io_args *a)
+static __always_inline void arm_io(u64 id, struct io_args *a)
 {
-    struct task_struct *t = (struct task_struct *)bpf_get_current_task_btf();
-    struct io_slot *slot = io_task.task_storage_get(t, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+    struct io_slot *slot = io_slot(id, 1);
     if (!slot) {
         count_drop(DROP_ARGS_MAP_FULL);
         return;
@@ -471,8 +513,7 @@ static __always_inline void arm_io(struct io_args *a)
  * when the call was not a captured one. */
 static __always_inline bool take_io(u64 id, struct io_args *out)
 {
-    struct task_struct *t = (struct task_struct *)bpf_get_current_task_btf();
-    struct io_slot *slot = io_task.task_storage_get(t, 0, 0);
+    struct io_slot *slot = io_slot(id, 0);
     if (slot && slot->armed) {
         slot->armed = 0;
         *out = slot->a;
@@ -499,7 +540,7 @@ static __always_inline int on_io_enter(s32 nr, s32 fd, u64 buf, u64 iovcnt, u16 
     if (!c || !plain_io(id, c, fd))
         return 0;
     struct io_args a = {.buf = buf, .iovcnt = iovcnt, .fd = fd, .nr = nr, .dir = dir};
-    arm_io(&a);
+    arm_io(id, &a);
     return 0;
 }
 
@@ -519,7 +560,7 @@ static __always_inline int on_msg_enter(s32 nr, s32 fd, u64 msg, u16 dir)
         return 0;
     }
     struct io_args a = {.buf = iov[0], .iovcnt = iov[1], .fd = fd, .nr = nr, .dir = dir};
-    arm_io(&a);
+    arm_io(id, &a);
     return 0;
 }
 
@@ -783,8 +824,7 @@ static __always_inline int ssl_enter(struct pt_regs *ctx, u16 dir, int ex)
         return 0;
     if ((u32)(id >> 32) == SELF_TGID)
         return 0;
-    struct task_struct *t = (struct task_struct *)bpf_get_current_task_btf();
-    struct ssl_slot *slot = ssl_task.task_storage_get(t, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+    struct ssl_slot *slot = ssl_slot(id, 1);
     if (!slot) {
         count_drop(DROP_ARGS_MAP_FULL);
         return 0;
@@ -808,8 +848,7 @@ int ssl_return(struct pt_regs *ctx)
     u64 id = current_id();
     if (!id)
         return 0;
-    struct task_struct *t = (struct task_struct *)bpf_get_current_task_btf();
-    struct ssl_slot *p = ssl_task.task_storage_get(t, 0, 0);
+    struct ssl_slot *p = ssl_slot(id, 0);
     if (!p || !p->armed)
         return 0;
     struct ssl_call s = p->c;

@@ -46,6 +46,12 @@
 #define THREAD_SLOTS 10240
 #endif
 
+/* 1 where the kernel has BTF (/sys/kernel/btf/vmlinux): per-thread syscall state lives in BPF
+ * task storage (bpf_get_current_task_btf); 0: in LRU hashes keyed by pid_tgid instead. */
+#ifndef TASK_STORAGE
+#define TASK_STORAGE 1
+#endif
+
 /* Ring-buffer wake-ups in batches. A record is submitted without waking the reader
  * (BPF_RB_NO_WAKEUP) until the CPU it was written on has submitted WAKEUP_BYTES since its last
  * wake-up; that record wakes the reader (BPF_RB_FORCE_WAKEUP). The reader also looks at the ring

@@ -24,6 +24,7 @@ POLL_LIMIT = 50_000
 # bound on the delay batching adds (docs/capture.md, OVERHEAD).
 WAKEUP_BYTES = 65536
 WAKEUP_MS = 10
+KERNEL_BTF = Path("/sys/kernel/btf/vmlinux")  # bpf_get_current_task_btf() needs it
 TARGET_ANY = 0xFFFFFFFF  # bpf/capture.bpf.c: a `targets` slot two captured processes share
 # libssl functions hooked with --tls: (symbol, entry program); each also gets the return
 # program ``ssl_return``. The first two are required, the rest are used where the library has them.
@@ -45,9 +46,14 @@ def bpf_dir() -> Path:
 
 
 def cflags(*, self_tgid: int, max_conns: int, ringbuf_pages: int, tls: bool = False,
-           pidns: PidNamespace | None = None, wakeup_bytes: int = WAKEUP_BYTES) -> list[str]:
+           pidns: PidNamespace | None = None, wakeup_bytes: int = WAKEUP_BYTES,
+           task_storage: bool | None = None) -> list[str]:
     """The -D flags of the probe. ``pidns``: the sidecar's PID namespace; unless it is the
-    host's, the probe names processes in it (PIDNS_DEV/PIDNS_INO, bpf/capture.h)."""
+    host's, the probe names processes in it (PIDNS_DEV/PIDNS_INO, bpf/capture.h).
+    ``task_storage``: per-thread state in BPF task storage (default: where the kernel has BTF;
+    else LRU hashes, TASK_STORAGE in bpf/capture.h)."""
+    if task_storage is None:
+        task_storage = KERNEL_BTF.exists()
     if ringbuf_pages <= 0 or ringbuf_pages & (ringbuf_pages - 1):
         raise ValueError(f"ring buffer pages must be a power of two, got {ringbuf_pages}")
     flags = [
@@ -58,6 +64,7 @@ def cflags(*, self_tgid: int, max_conns: int, ringbuf_pages: int, tls: bool = Fa
         f"-DCHUNK_SIZE={CHUNK_SIZE}",
         f"-DTLS={int(tls)}",
         f"-DWAKEUP_BYTES={wakeup_bytes}",
+        f"-DTASK_STORAGE={int(task_storage)}",
     ]
     if pidns is not None and not pidns.is_host:
         flags += [f"-DPIDNS_DEV={pidns.dev}", f"-DPIDNS_INO={pidns.ino}"]
@@ -85,6 +92,7 @@ class Probe:
         ringbuf_pages: int = 16384,
         tls: bool = False,
         pidns: PidNamespace | None = None,
+        task_storage: bool | None = None,
     ) -> None:
         self._flags = cflags(
             self_tgid=os.getpid() if self_tgid is None else self_tgid,
@@ -92,6 +100,7 @@ class Probe:
             ringbuf_pages=ringbuf_pages,
             tls=tls,
             pidns=ProcFS().pid_namespace() if pidns is None else pidns,
+            task_storage=task_storage,
         )
         self._handler = handler
         self._tls = tls
