@@ -329,19 +329,11 @@ static __always_inline int on_accept_enter(s32 fd, u64 addr)
     return 0;
 }
 
-static __always_inline int on_accept_exit(long ret)
+/* accept() on a watched listening socket returned `ret`: track the new connection. */
+static __always_inline int on_accept_done(u64 id, struct accept_args args, long ret)
 {
-    u64 id = target_id();
-    if (!id)
-        return 0;
-    struct accept_args *a = accepting.lookup(&id);
-    if (!a)
-        return 0;
-    struct accept_args args = *a;
-    accepting.delete(&id);
     if (ret < 0)
         return 0;
-
     u32 tgid = id >> 32;
     u64 key = conn_key(tgid, (s32)ret);
     struct conn_info ci = {.start_ns = bpf_ktime_get_ns(), .gen = generation(tgid)};
@@ -375,10 +367,25 @@ static __always_inline int on_accept_exit(long ret)
     return 0;
 }
 
+#if !RAW_EXIT
+static __always_inline int on_accept_exit(long ret)
+{
+    u64 id = target_id();
+    if (!id)
+        return 0;
+    struct accept_args *a = accepting.lookup(&id);
+    if (!a)
+        return 0;
+    struct accept_args args = *a;
+    accepting.delete(&id);
+    return on_accept_done(id, args, ret);
+}
+
 TRACEPOINT_PROBE(syscalls, sys_enter_accept) { return on_accept_enter(args->fd, (u64)args->upeer_sockaddr); }
 TRACEPOINT_PROBE(syscalls, sys_exit_accept) { return on_accept_exit(args->ret); }
 TRACEPOINT_PROBE(syscalls, sys_enter_accept4) { return on_accept_enter(args->fd, (u64)args->upeer_sockaddr); }
 TRACEPOINT_PROBE(syscalls, sys_exit_accept4) { return on_accept_exit(args->ret); }
+#endif
 
 /* ---- close --------------------------------------------------------------------------- */
 
@@ -667,22 +674,12 @@ int emit_more_tls(struct pt_regs *ctx)
     return emit_run(ctx, 1);
 }
 
-static __always_inline int on_io_exit(void *ctx, s32 nr, long ret)
+/* A captured call on connection `c` moved `ret` > 0 bytes: emit them (args: its fd, buffer or
+ * iovec array, direction). */
+static __always_inline int emit_io(void *ctx, u64 id, struct conn_info *c, struct io_args args,
+                                   long ret)
 {
-    u64 id = target_id();
-    if (!id)
-        return 0;
-    struct io_args args;
-    if (!take_io(id, &args))
-        return 0;
-    if (ret <= 0 || args.nr != nr)
-        return 0;
-
     u32 tgid = id >> 32;
-    u64 key = conn_key(tgid, args.fd);
-    struct conn_info *c = conns.lookup(&key);
-    if (!c)
-        return 0;  /* closed by another thread meanwhile */
     u16 dir = args.dir & 1;
     u64 start = __sync_fetch_and_add(&c->off[dir], (u64)ret);
 #if TLS
@@ -723,6 +720,24 @@ static __always_inline int on_io_exit(void *ctx, s32 nr, long ret)
     return emit_run(ctx, 0);
 }
 
+#if !RAW_EXIT
+static __always_inline int on_io_exit(void *ctx, s32 nr, long ret)
+{
+    u64 id = target_id();
+    if (!id)
+        return 0;
+    struct io_args args;
+    if (!take_io(id, &args))
+        return 0;
+    if (ret <= 0 || args.nr != nr)
+        return 0;
+    u64 key = conn_key(id >> 32, args.fd);
+    struct conn_info *c = conns.lookup(&key);
+    if (!c)
+        return 0;  /* closed by another thread meanwhile */
+    return emit_io(ctx, id, c, args, ret);
+}
+
 TRACEPOINT_PROBE(syscalls, sys_enter_read) { return on_io_enter(args->__syscall_nr, args->fd, (u64)args->buf, 0, DIR_INGRESS); }
 TRACEPOINT_PROBE(syscalls, sys_exit_read) { return on_io_exit(args, args->__syscall_nr, args->ret); }
 TRACEPOINT_PROBE(syscalls, sys_enter_readv) { return on_io_enter(args->__syscall_nr, args->fd, (u64)args->vec, args->vlen, DIR_INGRESS); }
@@ -750,6 +765,7 @@ TRACEPOINT_PROBE(syscalls, sys_enter_sendto) { return on_io_enter(args->__syscal
 TRACEPOINT_PROBE(syscalls, sys_exit_sendto) { return on_io_exit(args, args->__syscall_nr, args->ret); }
 TRACEPOINT_PROBE(syscalls, sys_enter_sendmsg) { return on_msg_enter(args->__syscall_nr, args->fd, (u64)args->msg, DIR_EGRESS); }
 TRACEPOINT_PROBE(syscalls, sys_exit_sendmsg) { return on_io_exit(args, args->__syscall_nr, args->ret); }
+#endif  /* !RAW_EXIT */
 
 /* ---- sendfile: bytes go from a file straight to the socket, never through user memory.
  * Emit the count and the file; userspace reads the bytes from /proc/PID/fd/IN_FD. */
@@ -764,6 +780,30 @@ struct sendfile_args {
 /* sendfile() arguments between entry and exit. key: pid_tgid; removed at exit. */
 BPF_TABLE("lru_hash", u64, struct sendfile_args, sending, THREAD_SLOTS);
 
+/* sendfile() moved `ret` bytes from s.in_fd to connection s.out_fd. */
+static __always_inline int on_sendfile_done(u64 id, struct sendfile_args s, long ret)
+{
+    if (ret <= 0)
+        return 0;
+    u32 tgid = id >> 32;
+    u64 key = conn_key(tgid, s.out_fd);
+    struct conn_info *c = conns.lookup(&key);
+    if (!c || c->tls)  /* kTLS's SSL_sendfile is not captured (docs/capture.md, Limits) */
+        return 0;
+    u64 start = __sync_fetch_and_add(&c->off[DIR_EGRESS], (u64)ret);
+    u32 zero = 0;
+    struct event *ev = scratch.lookup(&zero);
+    if (!ev)
+        return 0;
+    event_header(ev, EV_SENDFILE, tgid, s.out_fd, bpf_ktime_get_ns(), start, (u64)ret,
+                 DIR_EGRESS);
+    ev->aux = (u64)s.in_fd;
+    ev->aux2 = s.offset;
+    submit(ev, EVENT_HEADER_SIZE);
+    return 0;
+}
+
+#if !RAW_EXIT
 TRACEPOINT_PROBE(syscalls, sys_enter_sendfile64)
 {
     u64 id = target_id();
@@ -791,26 +831,109 @@ TRACEPOINT_PROBE(syscalls, sys_exit_sendfile64)
         return 0;
     struct sendfile_args s = *a;
     sending.delete(&id);
-    long ret = args->ret;
-    if (ret <= 0)
-        return 0;
-    u32 tgid = id >> 32;
-    u64 key = conn_key(tgid, s.out_fd);
-    struct conn_info *c = conns.lookup(&key);
-    if (!c)
-        return 0;
-    u64 start = __sync_fetch_and_add(&c->off[DIR_EGRESS], (u64)ret);
-    u32 zero = 0;
-    struct event *ev = scratch.lookup(&zero);
-    if (!ev)
-        return 0;
-    event_header(ev, EV_SENDFILE, tgid, s.out_fd, bpf_ktime_get_ns(), start, (u64)ret,
-                 DIR_EGRESS);
-    ev->aux = (u64)s.in_fd;
-    ev->aux2 = s.offset;
-    submit(ev, EVENT_HEADER_SIZE);
-    return 0;
+    return on_sendfile_done(id, s, args->ret);
 }
+#endif  /* !RAW_EXIT */
+
+#if RAW_EXIT
+/* ---- one program at the exit of every syscall (raw tracepoint sys_exit) in place of an entry
+ * and an exit tracepoint per syscall: the arguments are still in the saved user registers
+ * (x86-64 struct pt_regs), so nothing is kept between entry and exit, and a process that is not
+ * a target returns after one array lookup. */
+
+/* struct pt_regs from r10 to cs (x86-64 layout, arch/x86/include/asm/ptrace.h) */
+struct regs_tail {
+    u64 r10, r9, r8, ax, cx, dx, si, di, orig_ax, ip, cs;
+};
+#define USER64_CS 0x33  /* __USER_CS: a 64-bit syscall (32-bit processes are not captured) */
+
+RAW_TRACEPOINT_PROBE(sys_exit)
+{
+    u64 id = target_id();
+    if (!id)
+        return 0;
+    struct regs_tail r;
+    if (bpf_probe_read_kernel(&r, sizeof(r), (void *)(ctx->args[0] + offsetof(struct pt_regs, r10))))
+        return 0;
+    long ret = (long)ctx->args[1];
+    if (r.cs != USER64_CS || ret < 0)
+        return 0;
+    struct io_args a = {.buf = r.si, .fd = (s32)r.di};
+    int msg = 0;
+    switch (r.orig_ax) {
+    case 0:   /* read(fd, buf, count) */
+        a.dir = DIR_INGRESS;
+        break;
+    case 45:  /* recvfrom(fd, buf, len, flags, ...) */
+        if (r.r10 & MSG_PEEK_FLAG)
+            return 0;  /* peeked bytes are read again later */
+        a.dir = DIR_INGRESS;
+        break;
+    case 19:  /* readv(fd, iov, iovcnt) */
+        a.dir = DIR_INGRESS;
+        a.iovcnt = r.dx;
+        break;
+    case 47:  /* recvmsg(fd, msg, flags) */
+        if (r.dx & MSG_PEEK_FLAG)
+            return 0;
+        a.dir = DIR_INGRESS;
+        msg = 1;
+        break;
+    case 1:   /* write(fd, buf, count) */
+    case 44:  /* sendto(fd, buf, len, flags, ...) */
+        a.dir = DIR_EGRESS;
+        break;
+    case 20:  /* writev(fd, iov, iovcnt) */
+        a.dir = DIR_EGRESS;
+        a.iovcnt = r.dx;
+        break;
+    case 46:  /* sendmsg(fd, msg, flags) */
+        a.dir = DIR_EGRESS;
+        msg = 1;
+        break;
+    case 40: {  /* sendfile(out_fd, in_fd, offset *, count): *offset has moved by ret */
+        struct sendfile_args sf = {.offset_ptr = r.dx, .out_fd = (s32)r.di, .in_fd = (s32)r.si,
+                                   .offset = -1};
+        if (sf.offset_ptr && bpf_probe_read_user(&sf.offset, sizeof(sf.offset),
+                                                 (void *)sf.offset_ptr) == 0)
+            sf.offset -= ret;
+        else
+            sf.offset = -1;
+        if (!live_conn(id >> 32, sf.out_fd))
+            return 0;
+        return on_sendfile_done(id, sf, ret);
+    }
+    case 43:   /* accept(fd, addr, addrlen) */
+    case 288: { /* accept4(fd, addr, addrlen, flags) */
+        u32 tgid = id >> 32;
+        if (tgid == SELF_TGID)
+            return 0;
+        u64 key = conn_key(tgid, (s32)r.di);
+        if (!listeners.lookup(&key))
+            return 0;
+        struct accept_args acc = {.addr = r.si, .listen_fd = (s32)r.di};
+        return on_accept_done(id, acc, ret);
+    }
+    default:
+        return 0;
+    }
+    if (ret == 0)
+        return 0;
+    struct conn_info *c = live_conn(id >> 32, a.fd);
+    if (!c || !plain_io(id, c, a.fd))
+        return 0;
+    if (msg) {  /* the iovec array sits in the struct user_msghdr (msg_iov at 16, msg_iovlen at 24) */
+        u64 iov[2] = {};
+        if (bpf_probe_read_user(iov, sizeof(iov), (void *)(a.buf + 16))) {
+            count_drop(DROP_READ_FAULT);
+            return 0;
+        }
+        a.buf = iov[0];
+        a.iovcnt = iov[1];
+    }
+    return emit_io(ctx, id, c, a, ret);
+}
+#endif  /* RAW_EXIT */
 
 /* ---- TLS: uprobes on SSL_read, SSL_write, SSL_read_ex, SSL_write_ex, SSL_set_fd of the
  * libssl the target processes map (attached by userspace with --tls). The plaintext is copied

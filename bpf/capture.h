@@ -52,6 +52,13 @@
 #define TASK_STORAGE 1
 #endif
 
+/* 1: one raw tracepoint program at every syscall's exit (sys_exit) handles the read, write,
+ * sendfile and accept families, taking their arguments from the saved registers; 0: an entry
+ * and an exit tracepoint program per syscall, the arguments kept per thread in between. */
+#ifndef RAW_EXIT
+#define RAW_EXIT 1
+#endif
+
 /* Ring-buffer wake-ups in batches. A record is submitted without waking the reader
  * (BPF_RB_NO_WAKEUP) until the CPU it was written on has submitted WAKEUP_BYTES since its last
  * wake-up; that record wakes the reader (BPF_RB_FORCE_WAKEUP). The reader also looks at the ring

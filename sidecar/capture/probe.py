@@ -47,11 +47,13 @@ def bpf_dir() -> Path:
 
 def cflags(*, self_tgid: int, max_conns: int, ringbuf_pages: int, tls: bool = False,
            pidns: PidNamespace | None = None, wakeup_bytes: int = WAKEUP_BYTES,
-           task_storage: bool | None = None) -> list[str]:
+           task_storage: bool | None = None, raw_exit: bool = True) -> list[str]:
     """The -D flags of the probe. ``pidns``: the sidecar's PID namespace; unless it is the
     host's, the probe names processes in it (PIDNS_DEV/PIDNS_INO, bpf/capture.h).
     ``task_storage``: per-thread state in BPF task storage (default: where the kernel has BTF;
-    else LRU hashes, TASK_STORAGE in bpf/capture.h)."""
+    else LRU hashes, TASK_STORAGE in bpf/capture.h). ``raw_exit``: one raw sys_exit program for
+    the read/write/sendfile/accept families (RAW_EXIT in bpf/capture.h), else a tracepoint pair
+    per syscall."""
     if task_storage is None:
         task_storage = KERNEL_BTF.exists()
     if ringbuf_pages <= 0 or ringbuf_pages & (ringbuf_pages - 1):
@@ -65,6 +67,7 @@ def cflags(*, self_tgid: int, max_conns: int, ringbuf_pages: int, tls: bool = Fa
         f"-DTLS={int(tls)}",
         f"-DWAKEUP_BYTES={wakeup_bytes}",
         f"-DTASK_STORAGE={int(task_storage)}",
+        f"-DRAW_EXIT={int(raw_exit)}",
     ]
     if pidns is not None and not pidns.is_host:
         flags += [f"-DPIDNS_DEV={pidns.dev}", f"-DPIDNS_INO={pidns.ino}"]
@@ -93,6 +96,7 @@ class Probe:
         tls: bool = False,
         pidns: PidNamespace | None = None,
         task_storage: bool | None = None,
+        raw_exit: bool = True,
     ) -> None:
         self._flags = cflags(
             self_tgid=os.getpid() if self_tgid is None else self_tgid,
@@ -101,7 +105,9 @@ class Probe:
             tls=tls,
             pidns=ProcFS().pid_namespace() if pidns is None else pidns,
             task_storage=task_storage,
+            raw_exit=raw_exit,
         )
+        self.raw_exit: bool | None = None  # as loaded (an older bpf/ has no raw program)
         self._handler = handler
         self._tls = tls
         self._tls_events: dict[int, set[bytes]] = {}  # pid -> bcc uprobe event names
@@ -140,7 +146,11 @@ class Probe:
         started = time.monotonic()
         try:
             self._bpf = BPF(src_file=str(self.source_path).encode(), cflags=self._flags)
-            emit = self._bpf.load_func(b"emit_more", BPF.TRACEPOINT)
+            # the emitter is tail-called by the program that found the data: the raw sys_exit
+            # tracepoint (RAW_EXIT) or the classic syscall tracepoints (an older bpf/ too)
+            raw = b"raw_tracepoint__sys_exit" in self._bpf.funcs
+            self.raw_exit = raw
+            emit = self._bpf.load_func(b"emit_more", BPF.RAW_TRACEPOINT if raw else BPF.TRACEPOINT)
             self._bpf[b"emit_progs"][ctypes.c_int(0)] = ctypes.c_int(emit.fd)
             if self._tls:  # the emitter again, as a uprobe program, for the SSL return probe
                 emit = self._bpf.load_func(b"emit_more_tls", BPF.KPROBE)
@@ -301,6 +311,8 @@ class Probe:
     def stash_read(self, tgid: int, tid: int, nr: int, fd: int, buf: int, iovcnt: int) -> None:
         """Give the probe the arguments of a read that was already blocked when capture began
         (see ProcFS.blocked_reads): its exit then emits the bytes as usual."""
+        if self.raw_exit:  # the exit finds the arguments in the registers: nothing to hand over
+            return
         leaf = self._io_active.Leaf()
         leaf.buf, leaf.iovcnt, leaf.fd, leaf.nr, leaf.dir = buf, iovcnt, fd, nr, 0
         self._io_active[ctypes.c_uint64((tgid << 32) | tid)] = leaf
@@ -310,6 +322,8 @@ class Probe:
     def stash_accept(self, tgid: int, tid: int, listen_fd: int, addr: int) -> None:
         """Give the probe the arguments of an accept() already blocked when capture began (see
         ProcFS.blocked_accepts): the connection it returns is then tracked as usual."""
+        if self.raw_exit:
+            return
         leaf = self._accepting.Leaf()
         leaf.addr, leaf.listen_fd = addr, listen_fd
         self._accepting[ctypes.c_uint64((tgid << 32) | tid)] = leaf
