@@ -1,5 +1,6 @@
-"""The probe's per-thread syscall state works both ways it can be built: in BPF task storage
-(kernels with BTF, the default here) and in LRU hashes (TASK_STORAGE=0, kernels without BTF)."""
+"""The probe captures the same bytes in each way it can be built: one raw sys_exit program
+(RAW_EXIT, the default), or a tracepoint pair per syscall with the arguments kept per thread in
+BPF task storage (kernels with BTF) or in LRU hashes (TASK_STORAGE=0, kernels without BTF)."""
 
 from __future__ import annotations
 
@@ -12,15 +13,16 @@ from sidecar.capture.events import Kind, decode
 from sidecar.capture.probe import Probe
 
 
-@pytest.mark.parametrize("task_storage", [True, False])
-def test_request_and_response_bytes_come_out_exact(task_storage):
+@pytest.mark.parametrize("raw_exit,task_storage", [(True, True), (False, True), (False, False)])
+def test_request_and_response_bytes_come_out_exact(raw_exit, task_storage):
     """A request read with recv() and a response written with sendall() on an accepted
-    connection come out as EV_DATA events carrying exactly those bytes, either way."""
+    connection come out as EV_DATA events carrying exactly those bytes, each way."""
     seen = []
     probe = Probe(lambda raw: seen.append(decode(bytes(raw))), ringbuf_pages=16,
-                  self_tgid=99999, task_storage=task_storage)
+                  self_tgid=99999, task_storage=task_storage, raw_exit=raw_exit)
     probe.load()
     try:
+        assert probe.raw_exit == raw_exit
         assert f"-DTASK_STORAGE={int(task_storage)}" in probe.compiled_source()
         srv = socket.create_server(("127.0.0.1", 0))
         probe.set_listeners([(os.getpid(), srv.fileno())])
