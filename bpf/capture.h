@@ -53,10 +53,14 @@
 #endif
 
 /* 1: one raw tracepoint program at every syscall's exit (sys_exit) handles the read, write,
- * sendfile and accept families, taking their arguments from the saved registers; 0: an entry
- * and an exit tracepoint program per syscall, the arguments kept per thread in between. */
+ * sendfile and accept families, taking their arguments from the saved registers; 0 (default):
+ * an entry and an exit tracepoint program per syscall, the arguments kept per thread in
+ * between. Measured (docs/capture.md, OVERHEAD): 1 is cheaper for a server that makes few
+ * syscalls besides its socket I/O (nginx: x0.91 kernel time per request) and dearer for one
+ * that makes many (Flask/gunicorn: x1.16), since sys_exit runs for every syscall of every
+ * process on the machine. */
 #ifndef RAW_EXIT
-#define RAW_EXIT 1
+#define RAW_EXIT 0
 #endif
 
 /* Ring-buffer wake-ups in batches. A record is submitted without waking the reader

@@ -47,7 +47,7 @@ def bpf_dir() -> Path:
 
 def cflags(*, self_tgid: int, max_conns: int, ringbuf_pages: int, tls: bool = False,
            pidns: PidNamespace | None = None, wakeup_bytes: int = WAKEUP_BYTES,
-           task_storage: bool | None = None, raw_exit: bool = True) -> list[str]:
+           task_storage: bool | None = None, raw_exit: bool = False) -> list[str]:
     """The -D flags of the probe. ``pidns``: the sidecar's PID namespace; unless it is the
     host's, the probe names processes in it (PIDNS_DEV/PIDNS_INO, bpf/capture.h).
     ``task_storage``: per-thread state in BPF task storage (default: where the kernel has BTF;
@@ -96,7 +96,7 @@ class Probe:
         tls: bool = False,
         pidns: PidNamespace | None = None,
         task_storage: bool | None = None,
-        raw_exit: bool = True,
+        raw_exit: bool = False,
     ) -> None:
         self._flags = cflags(
             self_tgid=os.getpid() if self_tgid is None else self_tgid,
