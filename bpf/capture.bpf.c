@@ -780,6 +780,13 @@ struct sendfile_args {
 /* sendfile() arguments between entry and exit. key: pid_tgid; removed at exit. */
 BPF_TABLE("lru_hash", u64, struct sendfile_args, sending, THREAD_SLOTS);
 
+/* Bytes sent by sendfile() calls with no offset (from the file position, which each moves),
+ * per file. key: tgid << 32 | in_fd; value: the running total. An EV_SENDFILE of such a call
+ * carries the total after it (aux2 = -1 - total), so userspace can tell where the call began
+ * from the position it finds later: pos - (total now - total after the call) - call's bytes.
+ * LRU: entries of closed files are evicted. */
+BPF_TABLE("lru_hash", u64, u64, sf_moved, 4096);
+
 /* sendfile() moved `ret` bytes from s.in_fd to connection s.out_fd. */
 static __always_inline int on_sendfile_done(u64 id, struct sendfile_args s, long ret)
 {
@@ -799,6 +806,18 @@ static __always_inline int on_sendfile_done(u64 id, struct sendfile_args s, long
                  DIR_EGRESS);
     ev->aux = (u64)s.in_fd;
     ev->aux2 = s.offset;
+    if (s.offset < 0) {
+        u64 fkey = conn_key(tgid, s.in_fd), zero64 = 0;
+        u64 *moved = sf_moved.lookup(&fkey);
+        if (!moved) {
+            sf_moved.update(&fkey, &zero64);
+            moved = sf_moved.lookup(&fkey);
+        }
+        if (moved)
+            ev->aux2 = -1 - (s64)(__sync_fetch_and_add(moved, (u64)ret) + (u64)ret);
+        else
+            count_drop(DROP_THREAD_MAP);  /* aux2 stays -1: userspace flags what it reads */
+    }
     submit(ev, EVENT_HEADER_SIZE);
     return 0;
 }

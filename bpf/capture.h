@@ -99,7 +99,9 @@ enum event_kind {
     EV_ACCEPT = 1,   /* fd = new connection, aux = listening fd, peer address filled */
     EV_DATA = 2,     /* a chunk of one syscall's bytes */
     EV_CLOSE = 3,    /* fd closed */
-    EV_SENDFILE = 4, /* total bytes sent from file aux (offset aux2, -1 = file position) */
+    EV_SENDFILE = 4, /* total bytes sent from file aux at offset aux2; aux2 < 0: from the file
+                        position, and -1 - aux2 is the process's running total of such bytes
+                        from that fd after this call (0: unknown) */
     EV_TLS_DATA = 5, /* a chunk of the plaintext of one SSL_read/SSL_write (and _ex) call;
                         pos is an offset in the connection's plaintext stream */
 };

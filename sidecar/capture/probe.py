@@ -168,6 +168,7 @@ class Probe:
         self._targets = self._bpf[b"targets"] if self._bpf_has_map(b"targets") else None
         self._target_slots = self._targets.max_entries if self._targets is not None else 1
         self._conns = self._bpf[b"conns"]
+        self._sf_moved = self._bpf[b"sf_moved"] if self._bpf_has_map(b"sf_moved") else None
         self._gens = self._bpf[b"gens"] if self._bpf_has_map(b"gens") else None
         self._drops = self._bpf[b"drops"]
         self._io_active = self._bpf[b"io_active"]
@@ -327,6 +328,15 @@ class Probe:
         leaf = self._accepting.Leaf()
         leaf.addr, leaf.listen_fd = addr, listen_fd
         self._accepting[ctypes.c_uint64((tgid << 32) | tid)] = leaf
+
+    def sendfile_moved(self, tgid: int, fd: int) -> int | None:
+        """Bytes sendfile() calls with no offset have sent from ``fd`` of ``tgid`` so far (the
+        probe's `sf_moved`), None when the probe has no count for it."""
+        table = getattr(self, "_sf_moved", None)
+        if table is None:
+            return None
+        v = table.get(ctypes.c_uint64(_key(tgid, fd)))
+        return None if v is None else v.value
 
     def forget_conn(self, tgid: int, fd: int) -> None:
         try:
