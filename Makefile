@@ -111,11 +111,14 @@ demo: host venv
 
 bench: bench-capture bench-capture-tls bench-sidecar bench-archive bench-replay bench-redact
 
+# the probe the capture benchmarks compare against (issue 14 phase 1, before the kernel-side work)
+CAPTURE_BASELINE ?= 69af73f
+
 bench-capture: host venv
-	$(PY) ci/bench/capture.py --out bench-results/capture.json
+	$(PY) ci/bench/capture.py --baseline $(CAPTURE_BASELINE) --out bench-results/capture.json
 
 bench-capture-tls: host venv
-	$(PY) ci/bench/capture.py --tls --out bench-results/capture-tls.json
+	$(PY) ci/bench/capture.py --tls --baseline $(CAPTURE_BASELINE) --out bench-results/capture-tls.json
 
 bench-archive: host venv
 	$(PY) ci/bench/archive.py --out bench-results/archive.json

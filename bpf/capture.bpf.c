@@ -27,6 +27,8 @@ struct conn_info {
     __u64 ssl;       /* the SSL * of this connection (0: none seen): its ssl_fds entry goes at close */
     __u32 tls;       /* 1: libssl speaks on this fd; its syscall bytes are ciphertext, not emitted */
     __u32 hello;     /* 1: the first byte the server read was 0x16 (a TLS handshake record) */
+    __u32 gen;       /* the process's generation (`gens`) when the connection began */
+    __u32 _pad;
 };
 
 struct accept_args {
@@ -59,6 +61,15 @@ struct emit_state {
  * while that holds fewer than GATHER bytes, so the copy provably stays inside data[]. */
 #define GATHER (CHUNK_SIZE / 2)
 
+/* The processes captured (those owning a listening socket of `listeners`), as a filter every
+ * program applies first: an array lookup, which the verifier inlines (no hashing, no lock), so a
+ * syscall of any other process costs one load before the program returns.
+ * index: tgid & (TARGET_SLOTS - 1); value: that tgid, 0 for none, TARGET_ANY when two captured
+ * processes share the slot (the programs then go on to the exact maps). Written by userspace
+ * with `listeners`. */
+#define TARGET_ANY 0xffffffffu
+BPF_ARRAY(targets, u32, TARGET_SLOTS);
+
 /* Listening sockets whose accepted connections are captured.
  * key: tgid << 32 | fd; value: unused. Written by userspace (seeded at start, refreshed
  * every second as processes come and go); entries removed by userspace or on close(). */
@@ -69,20 +80,52 @@ BPF_HASH(listeners, u64, u8, 4096);
  * removed at close() entry, or by userspace when the process is gone. */
 BPF_HASH(conns, u64, struct conn_info, MAX_CONNS);
 
+/* Generation of a captured process's fd table. key: tgid; value: bumped by execve (which
+ * closes the close-on-exec fds) and close_range() (which closes many at once), neither of
+ * which passes through close(). A connection began in an older generation is over: its fd may
+ * name another file now, so it is ended (EV_CLOSE) at its next syscall instead of lending its
+ * state to whatever reuses the fd. No entry: generation 0. Removed by userspace with the
+ * process (forget_processes). */
+BPF_HASH(gens, u32, u32, 4096);
+
 /* accept() arguments between syscall entry and exit. key: pid_tgid (thread);
  * removed at exit. */
-BPF_HASH(accepting, u64, struct accept_args, 10240);
+BPF_TABLE("lru_hash", u64, struct accept_args, accepting, THREAD_SLOTS);
 
-/* read/write-family arguments between entry and exit, only for captured fds.
- * key: pid_tgid (thread); removed at exit. Userspace also adds entries for threads that were
- * already blocked in a read of a seeded connection when capture started. */
-BPF_HASH(io_active, u64, struct io_args, 10240);
+/* read/write-family arguments between entry and exit, only for captured fds: the thread's own
+ * storage (BPF task storage: no hashing, no lock, nothing to delete; freed with the thread),
+ * armed at entry, disarmed at exit. */
+struct io_slot {
+    struct io_args a;
+    __u32 armed;     /* 1 between the entry and the exit of a captured call */
+    __u32 _pad;
+};
+#if TASK_STORAGE
+BPF_TASK_STORAGE(io_task, struct io_slot);
+#else  /* no kernel BTF: an LRU hash by pid_tgid, entries disarmed rather than deleted */
+BPF_TABLE("lru_hash", u64, struct io_slot, io_task, THREAD_SLOTS);
+#endif
+
+/* The same, for threads that were already blocked in a read of a seeded connection when
+ * capture started: written by userspace (it cannot reach a thread's task storage), looked at by
+ * an exit only while `stashed` says there may be entries. key: pid_tgid; removed at exit. */
+BPF_TABLE("lru_hash", u64, struct io_args, io_active, THREAD_SLOTS);
+
+/* [0]: nonzero while io_active may hold entries (set by userspace when it adds one, cleared
+ * when it sees the map empty). */
+BPF_ARRAY(stashed, u32, 1);
 
 /* Scratch space to build one event (too large for the 512-byte BPF stack). One per CPU. */
 BPF_PERCPU_ARRAY(scratch, struct event, 1);
 
 /* Emitter position for the syscall being emitted on this CPU. */
 BPF_PERCPU_ARRAY(emit_pos, struct emit_state, 1);
+
+/* The same two for the uprobe path (SSL_read/SSL_write returns): a uprobe program can be
+ * preempted on a preemptible kernel, and a tracepoint program run on the same CPU meanwhile
+ * must not overwrite the event it is building. */
+BPF_PERCPU_ARRAY(tls_scratch, struct event, 1);
+BPF_PERCPU_ARRAY(tls_emit_pos, struct emit_state, 1);
 
 /* Events dropped in the kernel, indexed by enum drop_reason. Never reset. */
 BPF_PERCPU_ARRAY(drops, u64, DROP_NR);
@@ -94,9 +137,10 @@ BPF_PROG_ARRAY(emit_progs, 1);
  * for the plaintext of SSL calls. */
 BPF_PROG_ARRAY(tls_emit_progs, 1);
 
-/* SSL_read/SSL_write (and _ex) arguments between entry and return. key: pid_tgid (thread);
- * removed at return, or by userspace when the process is gone. While a thread has an entry it
- * is inside libssl: a read/write syscall it makes on a tracked connection names the SSL's fd. */
+/* SSL_read/SSL_write (and _ex) arguments between entry and return, in the thread's BPF task
+ * storage (armed at entry, disarmed at return; freed with the thread). While a thread's slot is
+ * armed it is inside libssl: a read/write syscall it makes on a tracked connection names the
+ * SSL's fd. */
 struct ssl_call {
     __u64 ssl;       /* SSL * */
     __u64 buf;       /* plaintext buffer */
@@ -104,7 +148,52 @@ struct ssl_call {
     __u16 dir;       /* DIR_INGRESS for SSL_read*, DIR_EGRESS for SSL_write* */
     __u16 _pad[3];
 };
-BPF_HASH(ssl_calls, u64, struct ssl_call, 10240);
+struct ssl_slot {
+    struct ssl_call c;
+    __u32 armed;
+    __u32 _pad;
+};
+#if TASK_STORAGE
+BPF_TASK_STORAGE(ssl_task, struct ssl_slot);
+#else
+BPF_TABLE("lru_hash", u64, struct ssl_slot, ssl_task, THREAD_SLOTS);
+#endif
+
+/* The current thread's slot in io_task / ssl_task (id: current_id()); with `create`, made if
+ * missing. NULL: none (or it could not be made). */
+static __always_inline struct io_slot *io_slot(u64 id, int create)
+{
+#if TASK_STORAGE
+    struct task_struct *t = (struct task_struct *)bpf_get_current_task_btf();
+    if (create)
+        return io_task.task_storage_get(t, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+    return io_task.task_storage_get(t, 0, 0);
+#else
+    struct io_slot *s = io_task.lookup(&id);
+    if (s || !create)
+        return s;
+    struct io_slot zero = {};
+    io_task.update(&id, &zero);
+    return io_task.lookup(&id);
+#endif
+}
+
+static __always_inline struct ssl_slot *ssl_slot(u64 id, int create)
+{
+#if TASK_STORAGE
+    struct task_struct *t = (struct task_struct *)bpf_get_current_task_btf();
+    if (create)
+        return ssl_task.task_storage_get(t, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+    return ssl_task.task_storage_get(t, 0, 0);
+#else
+    struct ssl_slot *s = ssl_task.lookup(&id);
+    if (s || !create)
+        return s;
+    struct ssl_slot zero = {};
+    ssl_task.update(&id, &zero);
+    return ssl_task.lookup(&id);
+#endif
+}
 
 /* Which connection an SSL object talks over. key: (tgid, SSL *); value: fd. Added by SSL_set_fd
  * on a tracked connection, or by a syscall on a tracked connection made inside an SSL call
@@ -122,15 +211,46 @@ BPF_HASH(ssl_fds, struct ssl_key, s32, MAX_CONNS);
  * For servers that feed libssl through memory BIOs (Node.js, Python asyncio): they read the
  * socket themselves, then call SSL_read on the same thread, so an SSL object with no known fd
  * belongs to the connection its thread just read, if that one began with a TLS handshake. */
-BPF_HASH(last_read, u64, s32, 10240);
+BPF_TABLE("lru_hash", u64, s32, last_read, THREAD_SLOTS);
 
 BPF_RINGBUF_OUTPUT(events, RINGBUF_PAGES);
+
+/* Bytes this CPU has submitted to `events` since it last woke the reader (see WAKEUP_BYTES). */
+BPF_PERCPU_ARRAY(unwoken, u64, 1);
+
+/* The flags of a submission of `size` bytes: no wake-up, unless this CPU's unwoken bytes
+ * reach WAKEUP_BYTES. */
+static __always_inline u64 ring_flags(u64 size)
+{
+#if WAKEUP_BYTES
+    u32 zero = 0;
+    u64 *n = unwoken.lookup(&zero);
+    if (!n)
+        return 0;
+    *n += size;
+    if (*n < WAKEUP_BYTES)
+        return BPF_RB_NO_WAKEUP;
+    *n = 0;
+    return BPF_RB_FORCE_WAKEUP;
+#else
+    return 0;
+#endif
+}
+
+/* Submits `size` bytes of `ev` to the ring buffer; a failure is counted. */
+static __always_inline void submit(struct event *ev, u64 size);
 
 static __always_inline void count_drop(u32 reason)
 {
     u64 *v = drops.lookup(&reason);
     if (v)
-        (*v)++;
+        __sync_fetch_and_add(v, 1);  /* a preempted uprobe program may be counting too */
+}
+
+static __always_inline void submit(struct event *ev, u64 size)
+{
+    if (events.ringbuf_output(ev, size, ring_flags(size)))
+        count_drop(DROP_RINGBUF_FULL);
 }
 
 /* The current thread as tgid << 32 | tid, in the sidecar's PID namespace (PIDNS_INO, see
@@ -147,9 +267,29 @@ static __always_inline u64 current_id(void)
 #endif
 }
 
+/* The current thread (as current_id) if its process is captured, else 0: the first check of
+ * every program. */
+static __always_inline u64 target_id(void)
+{
+    u64 id = current_id();
+    u32 tgid = id >> 32;
+    u32 slot = tgid & (TARGET_SLOTS - 1);
+    u32 *t = targets.lookup(&slot);
+    if (!t || !tgid || (*t != tgid && *t != TARGET_ANY))
+        return 0;
+    return id;
+}
+
 static __always_inline u64 conn_key(u32 tgid, s32 fd)
 {
     return ((u64)tgid << 32) | (u32)fd;
+}
+
+/* The process's fd-table generation (see `gens`). */
+static __always_inline u32 generation(u32 tgid)
+{
+    u32 *g = gens.lookup(&tgid);
+    return g ? *g : 0;
 }
 
 /* The fixed part of an event, with no payload and no peer address. */
@@ -174,7 +314,7 @@ static __always_inline void event_header(struct event *ev, u16 kind, u32 tgid, s
 
 static __always_inline int on_accept_enter(s32 fd, u64 addr)
 {
-    u64 id = current_id();
+    u64 id = target_id();
     if (!id)
         return 0;
     u32 tgid = id >> 32;
@@ -189,22 +329,14 @@ static __always_inline int on_accept_enter(s32 fd, u64 addr)
     return 0;
 }
 
-static __always_inline int on_accept_exit(long ret)
+/* accept() on a watched listening socket returned `ret`: track the new connection. */
+static __always_inline int on_accept_done(u64 id, struct accept_args args, long ret)
 {
-    u64 id = current_id();
-    if (!id)
-        return 0;
-    struct accept_args *a = accepting.lookup(&id);
-    if (!a)
-        return 0;
-    struct accept_args args = *a;
-    accepting.delete(&id);
     if (ret < 0)
         return 0;
-
     u32 tgid = id >> 32;
     u64 key = conn_key(tgid, (s32)ret);
-    struct conn_info ci = {.start_ns = bpf_ktime_get_ns()};
+    struct conn_info ci = {.start_ns = bpf_ktime_get_ns(), .gen = generation(tgid)};
     if (conns.update(&key, &ci)) {
         count_drop(DROP_CONN_MAP_FULL);
         return 0;
@@ -231,30 +363,36 @@ static __always_inline int on_accept_exit(long ret)
                 __builtin_memcpy(ev->addr, &sa[8], 16);
         }
     }
-    if (events.ringbuf_output(ev, EVENT_HEADER_SIZE, 0))
-        count_drop(DROP_RINGBUF_FULL);
+    submit(ev, EVENT_HEADER_SIZE);
     return 0;
+}
+
+#if !RAW_EXIT
+static __always_inline int on_accept_exit(long ret)
+{
+    u64 id = target_id();
+    if (!id)
+        return 0;
+    struct accept_args *a = accepting.lookup(&id);
+    if (!a)
+        return 0;
+    struct accept_args args = *a;
+    accepting.delete(&id);
+    return on_accept_done(id, args, ret);
 }
 
 TRACEPOINT_PROBE(syscalls, sys_enter_accept) { return on_accept_enter(args->fd, (u64)args->upeer_sockaddr); }
 TRACEPOINT_PROBE(syscalls, sys_exit_accept) { return on_accept_exit(args->ret); }
 TRACEPOINT_PROBE(syscalls, sys_enter_accept4) { return on_accept_enter(args->fd, (u64)args->upeer_sockaddr); }
 TRACEPOINT_PROBE(syscalls, sys_exit_accept4) { return on_accept_exit(args->ret); }
+#endif
 
 /* ---- close --------------------------------------------------------------------------- */
 
-TRACEPOINT_PROBE(syscalls, sys_enter_close)
+/* Ends connection `c` (key `key`): its entry goes, and userspace gets EV_CLOSE with the final
+ * request- and response-stream offsets (the plaintext ones if TLS) in pos and total. */
+static __always_inline void end_conn(u32 tgid, s32 fd, u64 key, struct conn_info *c)
 {
-    u64 id = current_id();
-    if (!id)
-        return 0;
-    u32 tgid = id >> 32;
-    u64 key = conn_key(tgid, (s32)args->fd);
-    struct conn_info *c = conns.lookup(&key);
-    if (!c) {
-        listeners.delete(&key);
-        return 0;
-    }
     u64 tls = c->tls;
     u64 off0 = tls ? c->tls_off[0] : c->off[0], off1 = tls ? c->tls_off[1] : c->off[1];
     if (c->ssl) {
@@ -266,14 +404,83 @@ TRACEPOINT_PROBE(syscalls, sys_enter_close)
     u32 zero = 0;
     struct event *ev = scratch.lookup(&zero);
     if (!ev)
-        return 0;
-    /* pos, total: the final request- and response-stream offsets (plaintext ones if TLS) */
-    event_header(ev, EV_CLOSE, tgid, (s32)args->fd, bpf_ktime_get_ns(), off0, off1, 0);
+        return;
+    event_header(ev, EV_CLOSE, tgid, fd, bpf_ktime_get_ns(), off0, off1, 0);
     ev->aux = tls;
-    if (events.ringbuf_output(ev, EVENT_HEADER_SIZE, 0))
-        count_drop(DROP_RINGBUF_FULL);
+    submit(ev, EVENT_HEADER_SIZE);
+}
+
+/* The tracked connection of fd `fd`, or NULL; a connection of an older generation of the
+ * process (see `gens`) is ended first, and NULL returned. */
+static __always_inline struct conn_info *live_conn(u32 tgid, s32 fd)
+{
+    u64 key = conn_key(tgid, fd);
+    struct conn_info *c = conns.lookup(&key);
+    if (!c)
+        return 0;
+    if (c->gen != generation(tgid)) {
+        end_conn(tgid, fd, key, c);
+        return 0;
+    }
+    return c;
+}
+
+TRACEPOINT_PROBE(syscalls, sys_enter_close)
+{
+    u64 id = target_id();
+    if (!id)
+        return 0;
+    u32 tgid = id >> 32;
+    u64 key = conn_key(tgid, (s32)args->fd);
+    struct conn_info *c = conns.lookup(&key);
+    if (!c) {  /* a file, a pipe, a connection not captured: one more lookup, no delete */
+        if (listeners.lookup(&key))
+            listeners.delete(&key);
+        return 0;
+    }
+    end_conn(tgid, (s32)args->fd, key, c);
     return 0;
 }
+
+/* dup2/dup3 onto a captured connection's fd close that connection (without a close() call). */
+static __always_inline int on_dup_enter(s32 oldfd, s32 newfd)
+{
+    u64 id = target_id();
+    if (!id || oldfd == newfd)
+        return 0;
+    u32 tgid = id >> 32;
+    u64 key = conn_key(tgid, newfd);
+    struct conn_info *c = conns.lookup(&key);
+    if (c)
+        end_conn(tgid, newfd, key, c);
+    return 0;
+}
+
+TRACEPOINT_PROBE(syscalls, sys_enter_dup2) { return on_dup_enter(args->oldfd, args->newfd); }
+TRACEPOINT_PROBE(syscalls, sys_enter_dup3) { return on_dup_enter(args->oldfd, args->newfd); }
+
+/* close_range() and execve() close fds without close(): the process's generation moves on, so
+ * each of its connections ends at its next syscall (live_conn) rather than passing its state on
+ * to a file that reuses the fd. (close_range with CLOSE_RANGE_CLOEXEC closes nothing by
+ * itself, but the exec that follows does.) */
+static __always_inline void next_generation(void)
+{
+    u64 id = target_id();
+    if (!id)
+        return;
+    u32 tgid = id >> 32;
+    u32 *g = gens.lookup(&tgid);
+    if (g) {
+        __sync_fetch_and_add(g, 1);
+        return;
+    }
+    u32 one = 1;
+    if (gens.update(&tgid, &one))
+        count_drop(DROP_THREAD_MAP);
+}
+
+TRACEPOINT_PROBE(syscalls, sys_enter_close_range) { next_generation(); return 0; }
+TRACEPOINT_PROBE(sched, sched_process_exec) { next_generation(); return 0; }
 
 /* ---- data ---------------------------------------------------------------------------- */
 
@@ -282,30 +489,65 @@ TRACEPOINT_PROBE(syscalls, sys_enter_close)
  * which then tells which fd that SSL object uses). */
 static __always_inline bool plain_io(u64 id, struct conn_info *c, s32 fd)
 {
+#if !TLS
+    return true;  /* no uprobes: no SSL call to be inside of */
+#endif
     if (c->tls)
         return false;
-    struct ssl_call *s = ssl_calls.lookup(&id);
-    if (!s)
+    struct ssl_slot *s = ssl_slot(id, 0);
+    if (!s || !s->armed)
         return true;
-    struct ssl_key sk = {.ssl = s->ssl, .tgid = id >> 32};
+    struct ssl_key sk = {.ssl = s->c.ssl, .tgid = id >> 32};
     ssl_fds.update(&sk, &fd);
-    c->ssl = s->ssl;
+    c->ssl = s->c.ssl;
     c->tls = 1;
     return false;
 }
 
+/* Keeps a captured call's arguments in the thread's storage until its exit. */
+static __always_inline void arm_io(u64 id, struct io_args *a)
+{
+    struct io_slot *slot = io_slot(id, 1);
+    if (!slot) {
+        count_drop(DROP_ARGS_MAP_FULL);
+        return;
+    }
+    slot->a = *a;
+    slot->armed = 1;
+}
+
+/* At a syscall's exit: the arguments its entry kept (or userspace stashed), disarmed; false
+ * when the call was not a captured one. */
+static __always_inline bool take_io(u64 id, struct io_args *out)
+{
+    struct io_slot *slot = io_slot(id, 0);
+    if (slot && slot->armed) {
+        slot->armed = 0;
+        *out = slot->a;
+        return true;
+    }
+    u32 zero = 0;
+    u32 *any = stashed.lookup(&zero);
+    if (!any || !*any)
+        return false;
+    struct io_args *a = io_active.lookup(&id);
+    if (!a)
+        return false;
+    *out = *a;
+    io_active.delete(&id);
+    return true;
+}
+
 static __always_inline int on_io_enter(s32 nr, s32 fd, u64 buf, u64 iovcnt, u16 dir)
 {
-    u64 id = current_id();
+    u64 id = target_id();
     if (!id)
         return 0;
-    u64 key = conn_key(id >> 32, fd);
-    struct conn_info *c = conns.lookup(&key);
+    struct conn_info *c = live_conn(id >> 32, fd);
     if (!c || !plain_io(id, c, fd))
         return 0;
     struct io_args a = {.buf = buf, .iovcnt = iovcnt, .fd = fd, .nr = nr, .dir = dir};
-    if (io_active.update(&id, &a))
-        count_drop(DROP_ARGS_MAP_FULL);
+    arm_io(id, &a);
     return 0;
 }
 
@@ -313,11 +555,10 @@ static __always_inline int on_io_enter(s32 nr, s32 fd, u64 buf, u64 iovcnt, u16 
  * (msg_iov at offset 16, msg_iovlen at offset 24 on 64-bit). */
 static __always_inline int on_msg_enter(s32 nr, s32 fd, u64 msg, u16 dir)
 {
-    u64 id = current_id();
+    u64 id = target_id();
     if (!id)
         return 0;
-    u64 key = conn_key(id >> 32, fd);
-    struct conn_info *c = conns.lookup(&key);
+    struct conn_info *c = live_conn(id >> 32, fd);
     if (!c || !plain_io(id, c, fd))
         return 0;
     u64 iov[2] = {};
@@ -326,8 +567,7 @@ static __always_inline int on_msg_enter(s32 nr, s32 fd, u64 msg, u16 dir)
         return 0;
     }
     struct io_args a = {.buf = iov[0], .iovcnt = iov[1], .fd = fd, .nr = nr, .dir = dir};
-    if (io_active.update(&id, &a))
-        count_drop(DROP_ARGS_MAP_FULL);
+    arm_io(id, &a);
     return 0;
 }
 
@@ -343,8 +583,7 @@ static __always_inline void emit_flush(struct event *ev, struct emit_state *st)
     if (fill > CHUNK_SIZE)
         return;
     ev->len = fill;
-    if (events.ringbuf_output(ev, EVENT_HEADER_SIZE + fill, 0))
-        count_drop(DROP_RINGBUF_FULL);
+    submit(ev, EVENT_HEADER_SIZE + fill);
     ev->pos += fill;
 }
 
@@ -353,8 +592,8 @@ static __always_inline void emit_flush(struct event *ev, struct emit_state *st)
 static __always_inline int emit_run(void *ctx, int tls)
 {
     u32 zero = 0;
-    struct emit_state *st = emit_pos.lookup(&zero);
-    struct event *ev = scratch.lookup(&zero);
+    struct emit_state *st = tls ? tls_emit_pos.lookup(&zero) : emit_pos.lookup(&zero);
+    struct event *ev = tls ? tls_scratch.lookup(&zero) : scratch.lookup(&zero);
     if (!st || !ev)
         return 0;
 
@@ -365,10 +604,11 @@ static __always_inline int emit_run(void *ctx, int tls)
             /* The iovec entries looked at hold fewer bytes than the call moved. It happens:
              * a readv/writev/recvmsg/sendmsg with more than MAX_IOV entries (only the first
              * MAX_IOV are opened), or an iovec array another thread changed during the call.
-             * The rest of the call's bytes are not emitted and no drop is counted; userspace
-             * sees the gap at the connection's next chunk or at its close (the offsets moved
-             * by the whole call) and counts it in rewind_capture_lost_bytes_total. */
+             * The rest of the call's bytes are not emitted: counted as DROP_IOV_LIMIT here,
+             * and userspace sees the gap at the connection's next chunk or at its close (the
+             * offsets moved by the whole call) and counts it in lost_bytes_total. */
             if (st->iov_left == 0) {
+                count_drop(DROP_IOV_LIMIT);
                 emit_flush(ev, st);
                 return 0;
             }
@@ -434,29 +674,18 @@ int emit_more_tls(struct pt_regs *ctx)
     return emit_run(ctx, 1);
 }
 
-static __always_inline int on_io_exit(void *ctx, s32 nr, long ret)
+/* A captured call on connection `c` moved `ret` > 0 bytes: emit them (args: its fd, buffer or
+ * iovec array, direction). */
+static __always_inline int emit_io(void *ctx, u64 id, struct conn_info *c, struct io_args args,
+                                   long ret)
 {
-    u64 id = current_id();
-    if (!id)
-        return 0;
-    struct io_args *a = io_active.lookup(&id);
-    if (!a)
-        return 0;
-    struct io_args args = *a;
-    io_active.delete(&id);
-    if (ret <= 0 || args.nr != nr)
-        return 0;
-
     u32 tgid = id >> 32;
-    u64 key = conn_key(tgid, args.fd);
-    struct conn_info *c = conns.lookup(&key);
-    if (!c)
-        return 0;  /* closed by another thread meanwhile */
     u16 dir = args.dir & 1;
     u64 start = __sync_fetch_and_add(&c->off[dir], (u64)ret);
 #if TLS
     if (dir == DIR_INGRESS) {  /* for the memory-BIO fallback of ssl_return */
-        last_read.update(&id, &args.fd);
+        if (last_read.update(&id, &args.fd))
+            count_drop(DROP_THREAD_MAP);
         if (start == 0) {  /* the connection's first byte: a TLS handshake? */
             u64 first = args.buf;
             if (args.iovcnt)
@@ -491,6 +720,24 @@ static __always_inline int on_io_exit(void *ctx, s32 nr, long ret)
     return emit_run(ctx, 0);
 }
 
+#if !RAW_EXIT
+static __always_inline int on_io_exit(void *ctx, s32 nr, long ret)
+{
+    u64 id = target_id();
+    if (!id)
+        return 0;
+    struct io_args args;
+    if (!take_io(id, &args))
+        return 0;
+    if (ret <= 0 || args.nr != nr)
+        return 0;
+    u64 key = conn_key(id >> 32, args.fd);
+    struct conn_info *c = conns.lookup(&key);
+    if (!c)
+        return 0;  /* closed by another thread meanwhile */
+    return emit_io(ctx, id, c, args, ret);
+}
+
 TRACEPOINT_PROBE(syscalls, sys_enter_read) { return on_io_enter(args->__syscall_nr, args->fd, (u64)args->buf, 0, DIR_INGRESS); }
 TRACEPOINT_PROBE(syscalls, sys_exit_read) { return on_io_exit(args, args->__syscall_nr, args->ret); }
 TRACEPOINT_PROBE(syscalls, sys_enter_readv) { return on_io_enter(args->__syscall_nr, args->fd, (u64)args->vec, args->vlen, DIR_INGRESS); }
@@ -518,6 +765,7 @@ TRACEPOINT_PROBE(syscalls, sys_enter_sendto) { return on_io_enter(args->__syscal
 TRACEPOINT_PROBE(syscalls, sys_exit_sendto) { return on_io_exit(args, args->__syscall_nr, args->ret); }
 TRACEPOINT_PROBE(syscalls, sys_enter_sendmsg) { return on_msg_enter(args->__syscall_nr, args->fd, (u64)args->msg, DIR_EGRESS); }
 TRACEPOINT_PROBE(syscalls, sys_exit_sendmsg) { return on_io_exit(args, args->__syscall_nr, args->ret); }
+#endif  /* !RAW_EXIT */
 
 /* ---- sendfile: bytes go from a file straight to the socket, never through user memory.
  * Emit the count and the file; userspace reads the bytes from /proc/PID/fd/IN_FD. */
@@ -530,15 +778,57 @@ struct sendfile_args {
 };
 
 /* sendfile() arguments between entry and exit. key: pid_tgid; removed at exit. */
-BPF_HASH(sending, u64, struct sendfile_args, 10240);
+BPF_TABLE("lru_hash", u64, struct sendfile_args, sending, THREAD_SLOTS);
 
+/* Bytes sent by sendfile() calls with no offset (from the file position, which each moves),
+ * per file. key: tgid << 32 | in_fd; value: the running total. An EV_SENDFILE of such a call
+ * carries the total after it (aux2 = -1 - total), so userspace can tell where the call began
+ * from the position it finds later: pos - (total now - total after the call) - call's bytes.
+ * LRU: entries of closed files are evicted. */
+BPF_TABLE("lru_hash", u64, u64, sf_moved, 4096);
+
+/* sendfile() moved `ret` bytes from s.in_fd to connection s.out_fd. */
+static __always_inline int on_sendfile_done(u64 id, struct sendfile_args s, long ret)
+{
+    if (ret <= 0)
+        return 0;
+    u32 tgid = id >> 32;
+    u64 key = conn_key(tgid, s.out_fd);
+    struct conn_info *c = conns.lookup(&key);
+    if (!c || c->tls)  /* kTLS's SSL_sendfile is not captured (docs/capture.md, Limits) */
+        return 0;
+    u64 start = __sync_fetch_and_add(&c->off[DIR_EGRESS], (u64)ret);
+    u32 zero = 0;
+    struct event *ev = scratch.lookup(&zero);
+    if (!ev)
+        return 0;
+    event_header(ev, EV_SENDFILE, tgid, s.out_fd, bpf_ktime_get_ns(), start, (u64)ret,
+                 DIR_EGRESS);
+    ev->aux = (u64)s.in_fd;
+    ev->aux2 = s.offset;
+    if (s.offset < 0) {
+        u64 fkey = conn_key(tgid, s.in_fd), zero64 = 0;
+        u64 *moved = sf_moved.lookup(&fkey);
+        if (!moved) {
+            sf_moved.update(&fkey, &zero64);
+            moved = sf_moved.lookup(&fkey);
+        }
+        if (moved)
+            ev->aux2 = -1 - (s64)(__sync_fetch_and_add(moved, (u64)ret) + (u64)ret);
+        else
+            count_drop(DROP_THREAD_MAP);  /* aux2 stays -1: userspace flags what it reads */
+    }
+    submit(ev, EVENT_HEADER_SIZE);
+    return 0;
+}
+
+#if !RAW_EXIT
 TRACEPOINT_PROBE(syscalls, sys_enter_sendfile64)
 {
-    u64 id = current_id();
+    u64 id = target_id();
     if (!id)
         return 0;
-    u64 key = conn_key(id >> 32, args->out_fd);
-    struct conn_info *c = conns.lookup(&key);
+    struct conn_info *c = live_conn(id >> 32, args->out_fd);
     if (!c || c->tls)  /* kTLS's SSL_sendfile is not captured (docs/capture.md, Limits) */
         return 0;
     struct sendfile_args a = {.offset_ptr = (u64)args->offset, .out_fd = args->out_fd,
@@ -552,7 +842,7 @@ TRACEPOINT_PROBE(syscalls, sys_enter_sendfile64)
 
 TRACEPOINT_PROBE(syscalls, sys_exit_sendfile64)
 {
-    u64 id = current_id();
+    u64 id = target_id();
     if (!id)
         return 0;
     struct sendfile_args *a = sending.lookup(&id);
@@ -560,27 +850,109 @@ TRACEPOINT_PROBE(syscalls, sys_exit_sendfile64)
         return 0;
     struct sendfile_args s = *a;
     sending.delete(&id);
-    long ret = args->ret;
-    if (ret <= 0)
-        return 0;
-    u32 tgid = id >> 32;
-    u64 key = conn_key(tgid, s.out_fd);
-    struct conn_info *c = conns.lookup(&key);
-    if (!c)
-        return 0;
-    u64 start = __sync_fetch_and_add(&c->off[DIR_EGRESS], (u64)ret);
-    u32 zero = 0;
-    struct event *ev = scratch.lookup(&zero);
-    if (!ev)
-        return 0;
-    event_header(ev, EV_SENDFILE, tgid, s.out_fd, bpf_ktime_get_ns(), start, (u64)ret,
-                 DIR_EGRESS);
-    ev->aux = (u64)s.in_fd;
-    ev->aux2 = s.offset;
-    if (events.ringbuf_output(ev, EVENT_HEADER_SIZE, 0))
-        count_drop(DROP_RINGBUF_FULL);
-    return 0;
+    return on_sendfile_done(id, s, args->ret);
 }
+#endif  /* !RAW_EXIT */
+
+#if RAW_EXIT
+/* ---- one program at the exit of every syscall (raw tracepoint sys_exit) in place of an entry
+ * and an exit tracepoint per syscall: the arguments are still in the saved user registers
+ * (x86-64 struct pt_regs), so nothing is kept between entry and exit, and a process that is not
+ * a target returns after one array lookup. */
+
+/* struct pt_regs from r10 to cs (x86-64 layout, arch/x86/include/asm/ptrace.h) */
+struct regs_tail {
+    u64 r10, r9, r8, ax, cx, dx, si, di, orig_ax, ip, cs;
+};
+#define USER64_CS 0x33  /* __USER_CS: a 64-bit syscall (32-bit processes are not captured) */
+
+RAW_TRACEPOINT_PROBE(sys_exit)
+{
+    u64 id = target_id();
+    if (!id)
+        return 0;
+    struct regs_tail r;
+    if (bpf_probe_read_kernel(&r, sizeof(r), (void *)(ctx->args[0] + offsetof(struct pt_regs, r10))))
+        return 0;
+    long ret = (long)ctx->args[1];
+    if (r.cs != USER64_CS || ret < 0)
+        return 0;
+    struct io_args a = {.buf = r.si, .fd = (s32)r.di};
+    int msg = 0;
+    switch (r.orig_ax) {
+    case 0:   /* read(fd, buf, count) */
+        a.dir = DIR_INGRESS;
+        break;
+    case 45:  /* recvfrom(fd, buf, len, flags, ...) */
+        if (r.r10 & MSG_PEEK_FLAG)
+            return 0;  /* peeked bytes are read again later */
+        a.dir = DIR_INGRESS;
+        break;
+    case 19:  /* readv(fd, iov, iovcnt) */
+        a.dir = DIR_INGRESS;
+        a.iovcnt = r.dx;
+        break;
+    case 47:  /* recvmsg(fd, msg, flags) */
+        if (r.dx & MSG_PEEK_FLAG)
+            return 0;
+        a.dir = DIR_INGRESS;
+        msg = 1;
+        break;
+    case 1:   /* write(fd, buf, count) */
+    case 44:  /* sendto(fd, buf, len, flags, ...) */
+        a.dir = DIR_EGRESS;
+        break;
+    case 20:  /* writev(fd, iov, iovcnt) */
+        a.dir = DIR_EGRESS;
+        a.iovcnt = r.dx;
+        break;
+    case 46:  /* sendmsg(fd, msg, flags) */
+        a.dir = DIR_EGRESS;
+        msg = 1;
+        break;
+    case 40: {  /* sendfile(out_fd, in_fd, offset *, count): *offset has moved by ret */
+        struct sendfile_args sf = {.offset_ptr = r.dx, .out_fd = (s32)r.di, .in_fd = (s32)r.si,
+                                   .offset = -1};
+        if (sf.offset_ptr && bpf_probe_read_user(&sf.offset, sizeof(sf.offset),
+                                                 (void *)sf.offset_ptr) == 0)
+            sf.offset -= ret;
+        else
+            sf.offset = -1;
+        if (!live_conn(id >> 32, sf.out_fd))
+            return 0;
+        return on_sendfile_done(id, sf, ret);
+    }
+    case 43:   /* accept(fd, addr, addrlen) */
+    case 288: { /* accept4(fd, addr, addrlen, flags) */
+        u32 tgid = id >> 32;
+        if (tgid == SELF_TGID)
+            return 0;
+        u64 key = conn_key(tgid, (s32)r.di);
+        if (!listeners.lookup(&key))
+            return 0;
+        struct accept_args acc = {.addr = r.si, .listen_fd = (s32)r.di};
+        return on_accept_done(id, acc, ret);
+    }
+    default:
+        return 0;
+    }
+    if (ret == 0)
+        return 0;
+    struct conn_info *c = live_conn(id >> 32, a.fd);
+    if (!c || !plain_io(id, c, a.fd))
+        return 0;
+    if (msg) {  /* the iovec array sits in the struct user_msghdr (msg_iov at 16, msg_iovlen at 24) */
+        u64 iov[2] = {};
+        if (bpf_probe_read_user(iov, sizeof(iov), (void *)(a.buf + 16))) {
+            count_drop(DROP_READ_FAULT);
+            return 0;
+        }
+        a.buf = iov[0];
+        a.iovcnt = iov[1];
+    }
+    return emit_io(ctx, id, c, a, ret);
+}
+#endif  /* RAW_EXIT */
 
 /* ---- TLS: uprobes on SSL_read, SSL_write, SSL_read_ex, SSL_write_ex, SSL_set_fd of the
  * libssl the target processes map (attached by userspace with --tls). The plaintext is copied
@@ -594,10 +966,15 @@ static __always_inline int ssl_enter(struct pt_regs *ctx, u16 dir, int ex)
         return 0;
     if ((u32)(id >> 32) == SELF_TGID)
         return 0;
+    struct ssl_slot *slot = ssl_slot(id, 1);
+    if (!slot) {
+        count_drop(DROP_ARGS_MAP_FULL);
+        return 0;
+    }
     struct ssl_call s = {.ssl = PT_REGS_PARM1(ctx), .buf = PT_REGS_PARM2(ctx),
                          .nbytes = ex ? PT_REGS_PARM4(ctx) : 0, .dir = dir};
-    if (ssl_calls.update(&id, &s))
-        count_drop(DROP_ARGS_MAP_FULL);
+    slot->c = s;
+    slot->armed = 1;
     return 0;
 }
 
@@ -613,11 +990,11 @@ int ssl_return(struct pt_regs *ctx)
     u64 id = current_id();
     if (!id)
         return 0;
-    struct ssl_call *p = ssl_calls.lookup(&id);
-    if (!p)
+    struct ssl_slot *p = ssl_slot(id, 0);
+    if (!p || !p->armed)
         return 0;
-    struct ssl_call s = *p;
-    ssl_calls.delete(&id);
+    struct ssl_call s = p->c;
+    p->armed = 0;
     int rc = (int)PT_REGS_RC(ctx);
     u64 n = 0;
     if (s.nbytes) {
@@ -663,8 +1040,8 @@ int ssl_return(struct pt_regs *ctx)
     u64 start = __sync_fetch_and_add(&c->tls_off[dir], n);
 
     u32 zero = 0;
-    struct event *ev = scratch.lookup(&zero);
-    struct emit_state *st = emit_pos.lookup(&zero);
+    struct event *ev = tls_scratch.lookup(&zero);
+    struct emit_state *st = tls_emit_pos.lookup(&zero);
     if (!ev || !st)
         return 0;
     event_header(ev, EV_TLS_DATA, tgid, fd, bpf_ktime_get_ns(), start, n, dir);

@@ -24,8 +24,13 @@
 #define MAX_CONNS 65536
 #endif
 
+/* Slots of the `targets` array (power of two): a process is looked up at slot tgid & (slots-1). */
+#ifndef TARGET_SLOTS
+#define TARGET_SLOTS 65536
+#endif
+
 /* iovec entries looked at per readv/writev/recvmsg/sendmsg; bytes in later entries are not
- * emitted (userspace sees them as lost bytes, see emit_run in capture.bpf.c). */
+ * emitted: counted as DROP_IOV_LIMIT, and userspace sees them as lost bytes (emit_run). */
 #ifndef MAX_IOV
 #define MAX_IOV 64
 #endif
@@ -33,6 +38,39 @@
 /* Ring buffer size in 4 KiB pages (power of two). */
 #ifndef RINGBUF_PAGES
 #define RINGBUF_PAGES 16384
+#endif
+
+/* Entries of each per-thread map (syscall arguments between entry and exit). LRU: the entry of
+ * a thread that never came back (killed in the call) is evicted, not kept for ever. */
+#ifndef THREAD_SLOTS
+#define THREAD_SLOTS 10240
+#endif
+
+/* 1 where the kernel has BTF (/sys/kernel/btf/vmlinux): per-thread syscall state lives in BPF
+ * task storage (bpf_get_current_task_btf); 0: in LRU hashes keyed by pid_tgid instead. */
+#ifndef TASK_STORAGE
+#define TASK_STORAGE 1
+#endif
+
+/* 1: one raw tracepoint program at every syscall's exit (sys_exit) handles the read, write,
+ * sendfile and accept families, taking their arguments from the saved registers; 0 (default):
+ * an entry and an exit tracepoint program per syscall, the arguments kept per thread in
+ * between. Measured (docs/capture.md, OVERHEAD): 1 is cheaper for a server that makes few
+ * syscalls besides its socket I/O (nginx: x0.91 kernel time per request) and dearer for one
+ * that makes many (Flask/gunicorn: x1.16), since sys_exit runs for every syscall of every
+ * process on the machine. */
+#ifndef RAW_EXIT
+#define RAW_EXIT 0
+#endif
+
+/* Ring-buffer wake-ups in batches. A record is submitted without waking the reader
+ * (BPF_RB_NO_WAKEUP) until the CPU it was written on has submitted WAKEUP_BYTES since its last
+ * wake-up; that record wakes the reader (BPF_RB_FORCE_WAKEUP). The reader also looks at the ring
+ * every WAKEUP_MS on its own (sidecar/capture/probe.py), which bounds how long a record waits
+ * when traffic is light. 0: the kernel's default, a wake-up whenever the reader has caught up,
+ * which at a few thousand requests per second is nearly every record. */
+#ifndef WAKEUP_BYTES
+#define WAKEUP_BYTES 65536
 #endif
 
 /* 1 with --tls: the read exits also keep what the libssl uprobes need (last_read, hello). */
@@ -61,7 +99,9 @@ enum event_kind {
     EV_ACCEPT = 1,   /* fd = new connection, aux = listening fd, peer address filled */
     EV_DATA = 2,     /* a chunk of one syscall's bytes */
     EV_CLOSE = 3,    /* fd closed */
-    EV_SENDFILE = 4, /* total bytes sent from file aux (offset aux2, -1 = file position) */
+    EV_SENDFILE = 4, /* total bytes sent from file aux at offset aux2; aux2 < 0: from the file
+                        position, and -1 - aux2 is the process's running total of such bytes
+                        from that fd after this call (0: unknown) */
     EV_TLS_DATA = 5, /* a chunk of the plaintext of one SSL_read/SSL_write (and _ex) call;
                         pos is an offset in the connection's plaintext stream */
 };
@@ -77,7 +117,9 @@ enum drop_reason { /* index of the `drops` map; names in sidecar/capture/metrics
     DROP_ARGS_MAP_FULL = 2,
     DROP_READ_FAULT = 3,
     DROP_TOO_LARGE = 4,
-    DROP_NR = 5,
+    DROP_IOV_LIMIT = 5,   /* a vectored call moved bytes beyond the MAX_IOV entries followed */
+    DROP_THREAD_MAP = 6,  /* a per-thread map update failed (last_read) */
+    DROP_NR = 7,
 };
 
 struct event {

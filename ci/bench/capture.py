@@ -13,8 +13,16 @@
    with: wrk paced by a Lua `delay()` at rising rates against nginx; loss = requests wrk
    completed that have no record in Redis, plus kernel drops.
 
+4. The probe's own cost in the kernel, per BPF program and per request (run count and
+   nanoseconds from ``kernel.bpf_stats_enabled``, ci/bench/kstats.py), over each captured run.
+
+With ``--baseline REF`` every pair becomes a triple: without capture, with the probe of git
+``REF`` (bpf/ as it was there, through REWIND_BPF_DIR; the userspace is this tree's), and with
+this tree's probe, so the before/after of a probe change comes out of one run as ratios.
+
 With --tls only one thing is measured: nginx over HTTPS (keep-alive, so few handshakes) without
-and with `rewind-capture --tls` (plaintext from libssl uprobes), as in 1.
+and with `rewind-capture --tls` (plaintext from libssl uprobes), as in 1, with the uprobes'
+cost per request as in 4.
 
 Prints a Markdown table and writes JSON (--out). Numbers from a shared 2-core VM: compare ratios.
 """
@@ -35,8 +43,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from sidecar.contract.streams import stream_key
+from ci.bench import kstats
 from ci.bench.lib import write_result  # noqa: E402
+from sidecar.contract.streams import stream_key
 from tests.support.capture import CaptureProcess, StreamReader
 from tests.support.redis_server import RedisServer
 from tests.support.servers import gunicorn_flask, nginx
@@ -63,13 +72,15 @@ def cpu_seconds(pid: int) -> float:
 
 
 def captured_run(cap, redis_pid: int, client, stream: str, url: str, seconds: float, conns: int,
-                 script: str | None = None, drain_timeout: float = 120.0) -> dict:
+                 script: str | None = None, drain_timeout: float = 120.0,
+                 ks: kstats.KernelStats | None = None) -> dict:
     """One wrk run with capture attached, then wait until its records are all in Redis.
 
     The sidecar's CPU is counted from just before wrk starts until the stream holds a record per
     request wrk completed (what the sidecar still had queued when wrk stopped included)."""
     key = stream_key(stream)
     n0 = client.xlen(key)
+    k0 = ks.snapshot(cap.proc.pid) if ks else {}
     c0, r0 = cpu_seconds(cap.proc.pid), cpu_seconds(redis_pid)
     res = wrk(url, seconds, conns, script=script)
     t_end = time.monotonic()
@@ -87,6 +98,8 @@ def captured_run(cap, redis_pid: int, client, stream: str, url: str, seconds: fl
             break
         time.sleep(0.02)
     c1, r1 = cpu_seconds(cap.proc.pid), cpu_seconds(redis_pid)
+    kernel = kstats.per_request(kstats.delta(k0, ks.snapshot(cap.proc.pid)), res["requests"]) \
+        if ks else None
     waited = time.monotonic() - t_end
     captured = client.xlen(key) - n0
     per_k = 1000.0 / max(captured, 1)
@@ -95,7 +108,8 @@ def captured_run(cap, redis_pid: int, client, stream: str, url: str, seconds: fl
             "sidecar_cpu_s_per_1k": round((c1 - c0) * per_k, 4),
             "redis_cpu_s_per_1k": round((r1 - r0) * per_k, 4),
             "sidecar_cpu_cores": round((c1 - c0) / (seconds + waited), 3),
-            "lost_pct": round(100.0 * max(0, res["requests"] - captured) / max(res["requests"], 1), 2)}
+            "lost_pct": round(100.0 * max(0, res["requests"] - captured) / max(res["requests"], 1), 2),
+            "kernel": kernel}
 
 
 def kept_up(run: dict, keep_up_s: float) -> bool:
@@ -103,42 +117,89 @@ def kept_up(run: dict, keep_up_s: float) -> bool:
 
 
 def throughput_pairs(server, redis_srv, path: str, seconds: float, rounds: int, conns: int,
-                     keep_up_s: float, extra: tuple[str, ...] = ()) -> dict:
-    """Alternate runs without and with capture; ratio per pair."""
-    base, withcap, ratios, runs = [], [], [], []
+                     keep_up_s: float, extra: tuple[str, ...] = (),
+                     variants: dict[str, str | None] | None = None,
+                     ks: kstats.KernelStats | None = None) -> dict:
+    """Alternate runs without and with capture (with each probe of ``variants``: label -> bpf/
+    folder, None for this tree's); ratio per pair. One result per variant."""
+    variants = variants or {"with": None}
+    base, per = [], {v: {"rps": [], "ratios": [], "runs": []} for v in variants}
     client = redis_srv.client()
     for i in range(rounds):
         a = wrk(f"{server.url}{path}", seconds, conns)
-        stream = f"bench-{server.name}-{i}"
-        cap = CaptureProcess(server.port, redis_srv.url, stream, "--metrics-port", "0",
-                             *extra).start()
-        try:
-            b = captured_run(cap, redis_srv._proc.pid, client, stream, f"{server.url}{path}",
-                             seconds, conns)
-        finally:
-            cap.stop()
-        client.delete(stream_key(stream))
         base.append(a["rps"])
-        withcap.append(b["rps"])
-        ratios.append(b["rps"] / a["rps"])
-        runs.append(b)
-        print(f"  pair {i}: {a['rps']:,.0f} vs {b['rps']:,.0f} req/s, sidecar "
-              f"{b['sidecar_cpu_s_per_1k']} CPU-s per 1k, drain {b['drain_s']} s", flush=True)
+        line = f"  round {i}: without {a['rps']:,.0f} req/s"
+        for label, bpf in variants.items():
+            stream = f"bench-{server.name}-{label}-{i}"
+            saved = os.environ.get("REWIND_BPF_DIR")
+            if bpf:
+                os.environ["REWIND_BPF_DIR"] = bpf
+            try:
+                cap = CaptureProcess(server.port, redis_srv.url, stream, "--metrics-port", "0",
+                                     *extra).start()
+            finally:
+                if saved is None:
+                    os.environ.pop("REWIND_BPF_DIR", None)
+                else:
+                    os.environ["REWIND_BPF_DIR"] = saved
+            try:
+                b = captured_run(cap, redis_srv._proc.pid, client, stream, f"{server.url}{path}",
+                                 seconds, conns, ks=ks)
+            finally:
+                cap.stop()
+            client.delete(stream_key(stream))
+            per[label]["rps"].append(b["rps"])
+            per[label]["ratios"].append(b["rps"] / a["rps"])
+            per[label]["runs"].append(b)
+            kns = b["kernel"]["total_ns_per_req"] if b["kernel"] else None
+            line += (f"; {label} {b['rps']:,.0f} req/s, sidecar {b['sidecar_cpu_s_per_1k']} "
+                     f"CPU-s/1k, kernel {kns} ns/req, lost {b['lost_pct']}%, drain {b['drain_s']} s")
+        print(line, flush=True)
     med = statistics.median
-    drains = [r["drain_s"] for r in runs]
-    return {
-        "rps_without": med(base),
-        "rps_with": med(withcap),
-        "throughput_ratio": med(ratios),
-        "throughput_loss_pct": round((1 - med(ratios)) * 100, 1),
-        "sidecar_cpu_s_per_1k": round(med(r["sidecar_cpu_s_per_1k"] for r in runs), 4),
-        "redis_cpu_s_per_1k": round(med(r["redis_cpu_s_per_1k"] for r in runs), 4),
-        "sidecar_cpu_cores": round(med(r["sidecar_cpu_cores"] for r in runs), 3),
-        "max_drain_s": None if None in drains else max(drains),
-        "kept_up": all(kept_up(r, keep_up_s) for r in runs),
-        "rounds": rounds,
-        "runs": runs,
-    }
+    out = {"rps_without": med(base), "rounds": rounds}
+    for label, p in per.items():
+        runs = p["runs"]
+        drains = [r["drain_s"] for r in runs]
+        out[label] = {
+            "rps_with": med(p["rps"]),
+            "throughput_ratio": round(med(p["ratios"]), 3),
+            "throughput_ratios": [round(x, 3) for x in p["ratios"]],
+            "throughput_loss_pct": round((1 - med(p["ratios"])) * 100, 1),
+            "sidecar_cpu_s_per_1k": round(med(r["sidecar_cpu_s_per_1k"] for r in runs), 4),
+            "redis_cpu_s_per_1k": round(med(r["redis_cpu_s_per_1k"] for r in runs), 4),
+            "sidecar_cpu_cores": round(med(r["sidecar_cpu_cores"] for r in runs), 3),
+            "max_drain_s": None if None in drains else max(drains),
+            "kept_up": all(kept_up(r, keep_up_s) for r in runs),
+            "max_lost_pct": max(r["lost_pct"] for r in runs),
+            "kernel": median_kernel([r["kernel"] for r in runs]),
+            "runs": runs,
+        }
+    return out
+
+
+def median_kernel(ks: list[dict | None]) -> dict | None:
+    """Per program, the median over runs of ns and runs per request."""
+    ks = [k for k in ks if k]
+    if not ks:
+        return None
+    med = statistics.median
+    names = {n for k in ks for n in k["programs"]}
+    progs = {}
+    for n in names:
+        got = [k["programs"][n] for k in ks if n in k["programs"]]
+        progs[n] = {f: round(med(g[f] for g in got), 2)
+                    for f in ("runs_per_req", "ns_per_req", "ns_per_run")}
+    return {"total_ns_per_req": round(med(k["total_ns_per_req"] for k in ks), 1),
+            "total_runs_per_req": round(med(k["total_runs_per_req"] for k in ks), 2),
+            "programs": dict(sorted(progs.items(), key=lambda kv: -kv[1]["ns_per_req"]))}
+
+
+def baseline_bpf(ref: str, into: str) -> str:
+    """bpf/ as it is in git ``ref``, extracted into ``into``; returns the folder."""
+    tar = subprocess.run(["git", "-C", str(REPO), "archive", ref, "bpf"], capture_output=True,
+                         check=True).stdout
+    subprocess.run(["tar", "-x", "-C", into], input=tar, check=True)
+    return os.path.join(into, "bpf")
 
 
 def zero_loss_rate(server, redis_srv, rates: list[int], seconds: float, conns: int,
@@ -192,9 +253,13 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3, help="A/B pairs per server")
     ap.add_argument("--conns", type=int, default=50, help="wrk connections")
     ap.add_argument("--rates", default="2000,5000,10000,15000,20000,25000,30000",
-                    help="paced rates to try, requests/s")
+                    help="paced rates to try, requests/s ('' skips the paced runs)")
     ap.add_argument("--keep-up", type=float, default=2.0,
                     help="seconds after wrk stops within which every record must be in Redis")
+    ap.add_argument("--baseline", default=None, metavar="REF",
+                    help="also run the probe (bpf/) of git REF in every round, for before/after")
+    ap.add_argument("--only", choices=("nginx", "flask"), default=None,
+                    help="measure one server only")
     ap.add_argument("--tls", action="store_true",
                     help="only nginx over HTTPS without vs with `rewind-capture --tls`")
     ap.add_argument("--out", default=None,
@@ -208,56 +273,100 @@ def main() -> int:
     result = {"machine": {"cpus": os.cpu_count(), "kernel": platform.release(),
                           "python": platform.python_version()},
               "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-              "command": "make bench-capture", "seconds": args.seconds, "keep_up_s": args.keep_up}
-    if args.tls:
-        return tls_only(args, result)
-    with RedisServer() as redis_srv:
-        print("nginx return 200: without vs with capture", flush=True)
-        with nginx("return200", access_log=False) as srv:
-            result["nginx"] = throughput_pairs(srv, redis_srv, "/", args.seconds, args.rounds,
-                                               args.conns, args.keep_up)
-            print("highest rate captured with zero loss (nginx)", flush=True)
-            result["zero_loss"] = zero_loss_rate(srv, redis_srv, [int(r) for r in args.rates.split(",")],
-                                                 args.seconds, args.conns, args.keep_up)
-        print("Flask under gunicorn (gthread, 2 workers x 4 threads): without vs with capture", flush=True)
-        with gunicorn_flask("gthread", workers=2, threads=4) as api:
-            result["flask"] = throughput_pairs(api, redis_srv, "/healthz", args.seconds,
-                                               args.rounds, 20, args.keep_up)
-
-    n, f, z = result["nginx"], result["flask"], result["zero_loss"]
-    rows = [
-        ("nginx return 200", n),
-        ("Flask/gunicorn /healthz", f),
-    ]
-    print("\n| target | req/s without | req/s with capture | throughput lost | sidecar CPU-s "
-          "per 1k req | Redis CPU-s per 1k req | sidecar CPU (cores) | drain after wrk (max) | "
-          "requests not captured (max) |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for name, r in rows:
-        drain = "never" if r["max_drain_s"] is None else f"{r['max_drain_s']} s"
-        print(f"| {name} | {r['rps_without']:,.0f} | {r['rps_with']:,.0f} | "
-              f"{r['throughput_loss_pct']}% | {r['sidecar_cpu_s_per_1k']} | "
-              f"{r['redis_cpu_s_per_1k']} | {r['sidecar_cpu_cores']} | {drain} | "
-              f"{max(x['lost_pct'] for x in r['runs'])}% |")
-    print(f"\nhighest paced rate captured with zero loss (nginx): {z['max_zero_loss_rps']:,.0f} req/s; "
-          f"also kept up (all records in Redis within {args.keep_up:g} s of wrk's end): "
-          f"{z['max_kept_up_rps']:,.0f} req/s")
+              "uptime": os.getloadavg(),
+              "command": " ".join(["ci/bench/capture.py", *sys.argv[1:]]),
+              "seconds": args.seconds, "keep_up_s": args.keep_up, "baseline": args.baseline}
+    print(f"load average at start: {os.getloadavg()}", flush=True)
+    with tempfile.TemporaryDirectory() as tmp, kstats.KernelStats() as ks:
+        variants = {"with": None}
+        if args.baseline:
+            variants = {"before": baseline_bpf(args.baseline, tmp), "with": None}
+        if args.tls:
+            return tls_only(args, result, variants, ks)
+        with RedisServer() as redis_srv:
+            if args.only in (None, "nginx"):
+                print("nginx return 200: without vs with capture", flush=True)
+                with nginx("return200", access_log=False) as srv:
+                    result["nginx"] = throughput_pairs(srv, redis_srv, "/", args.seconds,
+                                                       args.rounds, args.conns, args.keep_up,
+                                                       variants=variants, ks=ks)
+                    if args.rates:
+                        print("highest rate captured with zero loss (nginx)", flush=True)
+                        result["zero_loss"] = zero_loss_rate(
+                            srv, redis_srv, [int(r) for r in args.rates.split(",")],
+                            args.seconds, args.conns, args.keep_up)
+            if args.only in (None, "flask"):
+                print("Flask under gunicorn (gthread, 2 workers x 4 threads): without vs with "
+                      "capture", flush=True)
+                with gunicorn_flask("gthread", workers=2, threads=4) as api:
+                    result["flask"] = throughput_pairs(api, redis_srv, "/healthz", args.seconds,
+                                                       args.rounds, 20, args.keep_up,
+                                                       variants=variants, ks=ks)
+    result["uptime_end"] = os.getloadavg()
+    rows = [(name, result[key]) for name, key in (("nginx return 200", "nginx"),
+                                                  ("Flask/gunicorn /healthz", "flask"))
+            if key in result]
+    print_tables(rows, list(variants))
+    if "zero_loss" in result:
+        z = result["zero_loss"]
+        print(f"\nhighest paced rate captured with zero loss (nginx): {z['max_zero_loss_rps']:,.0f} "
+              f"req/s; also kept up (all records in Redis within {args.keep_up:g} s of wrk's end): "
+              f"{z['max_kept_up_rps']:,.0f} req/s")
+    print(f"load average at end: {os.getloadavg()}")
     write_result(result, args.out)
     return 0
 
 
-def tls_only(args, result: dict) -> int:
+def print_tables(rows: list[tuple[str, dict]], labels: list[str]) -> None:
+    """The Markdown tables: throughput and CPU per probe variant, then kernel ns per program."""
+    print("\n| target | probe | req/s without | req/s with capture | kept (median, pairs) | "
+          "sidecar CPU-s per 1k req | Redis CPU-s per 1k req | sidecar CPU (cores) | "
+          "kernel ns per req | drain after wrk (max) | requests not captured (max) |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for name, r in rows:
+        for label in labels:
+            v = r[label]
+            drain = "never" if v["max_drain_s"] is None else f"{v['max_drain_s']} s"
+            kns = v["kernel"]["total_ns_per_req"] if v["kernel"] else "-"
+            print(f"| {name} | {label} | {r['rps_without']:,.0f} | {v['rps_with']:,.0f} | "
+                  f"{v['throughput_ratio']:.1%} ({', '.join(f'{x:.0%}' for x in v['throughput_ratios'])}) | "
+                  f"{v['sidecar_cpu_s_per_1k']} | {v['redis_cpu_s_per_1k']} | "
+                  f"{v['sidecar_cpu_cores']} | {kns} | {drain} | {v['max_lost_pct']}% |")
+    print("\nkernel, per BPF program (median over rounds): runs per request, ns per request, ns per run")
+    print("| target | probe | program | runs/req | ns/req | ns/run |")
+    print("|---|---|---|---:|---:|---:|")
+    for name, r in rows:
+        for label in labels:
+            k = r[label]["kernel"]
+            if not k:
+                continue
+            for prog, c in k["programs"].items():
+                print(f"| {name} | {label} | {prog} | {c['runs_per_req']} | {c['ns_per_req']} | "
+                      f"{c['ns_per_run']} |")
+            print(f"| {name} | {label} | **all** | {k['total_runs_per_req']} | "
+                  f"{k['total_ns_per_req']} | |")
+    if "before" in labels and "with" in labels:
+        print("\nafter / before (same run):")
+        for name, r in rows:
+            b, a = r["before"], r["with"]
+            kb = b["kernel"]["total_ns_per_req"] if b["kernel"] else None
+            ka = a["kernel"]["total_ns_per_req"] if a["kernel"] else None
+            print(f"  {name}: throughput kept {b['throughput_ratio']:.1%} -> "
+                  f"{a['throughput_ratio']:.1%}; sidecar CPU per req x"
+                  f"{a['sidecar_cpu_s_per_1k'] / max(b['sidecar_cpu_s_per_1k'], 1e-9):.2f}; "
+                  f"kernel ns per req {kb} -> {ka}"
+                  + (f" (x{ka / kb:.2f})" if ka and kb else ""))
+
+
+def tls_only(args, result: dict, variants: dict, ks) -> int:
     result["command"] = "python ci/bench/capture.py --tls"
     with RedisServer() as redis_srv, nginx("return200", access_log=False, tls=True) as srv:
         print("nginx HTTPS return 200: without vs with capture --tls", flush=True)
-        r = result["nginx_tls"] = throughput_pairs(srv, redis_srv, "/", args.seconds, args.rounds,
-                                                   args.conns, args.keep_up, extra=("--tls",))
-    print("\n| target | req/s without | req/s with capture --tls | throughput lost | sidecar "
-          "CPU-s per 1k req | requests not captured (max) |")
-    print("|---|---:|---:|---:|---:|---:|")
-    print(f"| nginx HTTPS return 200 | {r['rps_without']:,.0f} | {r['rps_with']:,.0f} | "
-          f"{r['throughput_loss_pct']}% | {r['sidecar_cpu_s_per_1k']} | "
-          f"{max(x['lost_pct'] for x in r['runs'])}% |")
+        result["nginx_tls"] = throughput_pairs(srv, redis_srv, "/", args.seconds, args.rounds,
+                                               args.conns, args.keep_up, extra=("--tls",),
+                                               variants=variants, ks=ks)
+    result["uptime_end"] = os.getloadavg()
+    print_tables([("nginx HTTPS return 200", result["nginx_tls"])], list(variants))
     write_result(result, args.out)
     return 0
 

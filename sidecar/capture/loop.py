@@ -67,7 +67,7 @@ class Capture:
             max_header_bytes=config.max_header_bytes,
             idle_timeout_s=config.idle_timeout_s,
             clock=clock,
-            read_sendfile=self._procfs.read_sendfile,
+            read_sendfile=self._read_sendfile,
             find_peer=self._procfs.find_peer,
             tls=config.tls,
             log=self._log,
@@ -126,6 +126,10 @@ class Capture:
         self.housekeeping()
         self.tracker.flush()
         self.tracker.flush_metrics()
+
+    def _read_sendfile(self, ev):
+        """A sendfile body read back, placed with the probe's count of file-position sends."""
+        return self._procfs.read_sendfile(ev, getattr(self.probe, "sendfile_moved", None))
 
     def close(self) -> None:
         self.probe.close()

@@ -18,6 +18,8 @@ KERNEL_DROP_REASONS = (
     "args_map_full",  # a syscall's arguments did not fit the per-thread stash
     "read_fault",  # user memory could not be read (page not present)
     "too_large",  # one syscall carried more bytes than the probe emits per call
+    "iov_limit",  # a vectored call's bytes beyond the MAX_IOV iovec entries the probe follows
+    "thread_map",  # a per-thread or per-process map update failed (last_read, gens)
 )
 
 

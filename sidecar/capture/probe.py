@@ -19,6 +19,13 @@ SOURCE_NAME = "capture.bpf.c"
 # Records handled per poll() at most, so a busy ring buffer still lets the capture loop do its
 # housekeeping (about a second of work at the most this sidecar handles).
 POLL_LIMIT = 50_000
+# The probe wakes its reader only every WAKEUP_BYTES (bpf/capture.h) of records per CPU; below
+# that, records wait until the reader looks on its own, at the latest every WAKEUP_MS: the
+# bound on the delay batching adds (docs/capture.md, OVERHEAD).
+WAKEUP_BYTES = 65536
+WAKEUP_MS = 10
+KERNEL_BTF = Path("/sys/kernel/btf/vmlinux")  # bpf_get_current_task_btf() needs it
+TARGET_ANY = 0xFFFFFFFF  # bpf/capture.bpf.c: a `targets` slot two captured processes share
 # libssl functions hooked with --tls: (symbol, entry program); each also gets the return
 # program ``ssl_return``. The first two are required, the rest are used where the library has them.
 TLS_CALLS = (
@@ -39,9 +46,16 @@ def bpf_dir() -> Path:
 
 
 def cflags(*, self_tgid: int, max_conns: int, ringbuf_pages: int, tls: bool = False,
-           pidns: PidNamespace | None = None) -> list[str]:
+           pidns: PidNamespace | None = None, wakeup_bytes: int = WAKEUP_BYTES,
+           task_storage: bool | None = None, raw_exit: bool = False) -> list[str]:
     """The -D flags of the probe. ``pidns``: the sidecar's PID namespace; unless it is the
-    host's, the probe names processes in it (PIDNS_DEV/PIDNS_INO, bpf/capture.h)."""
+    host's, the probe names processes in it (PIDNS_DEV/PIDNS_INO, bpf/capture.h).
+    ``task_storage``: per-thread state in BPF task storage (default: where the kernel has BTF;
+    else LRU hashes, TASK_STORAGE in bpf/capture.h). ``raw_exit``: one raw sys_exit program for
+    the read/write/sendfile/accept families (RAW_EXIT in bpf/capture.h), else a tracepoint pair
+    per syscall."""
+    if task_storage is None:
+        task_storage = KERNEL_BTF.exists()
     if ringbuf_pages <= 0 or ringbuf_pages & (ringbuf_pages - 1):
         raise ValueError(f"ring buffer pages must be a power of two, got {ringbuf_pages}")
     flags = [
@@ -51,6 +65,9 @@ def cflags(*, self_tgid: int, max_conns: int, ringbuf_pages: int, tls: bool = Fa
         f"-DRINGBUF_PAGES={ringbuf_pages}",
         f"-DCHUNK_SIZE={CHUNK_SIZE}",
         f"-DTLS={int(tls)}",
+        f"-DWAKEUP_BYTES={wakeup_bytes}",
+        f"-DTASK_STORAGE={int(task_storage)}",
+        f"-DRAW_EXIT={int(raw_exit)}",
     ]
     if pidns is not None and not pidns.is_host:
         flags += [f"-DPIDNS_DEV={pidns.dev}", f"-DPIDNS_INO={pidns.ino}"]
@@ -78,6 +95,8 @@ class Probe:
         ringbuf_pages: int = 16384,
         tls: bool = False,
         pidns: PidNamespace | None = None,
+        task_storage: bool | None = None,
+        raw_exit: bool = False,
     ) -> None:
         self._flags = cflags(
             self_tgid=os.getpid() if self_tgid is None else self_tgid,
@@ -85,7 +104,10 @@ class Probe:
             ringbuf_pages=ringbuf_pages,
             tls=tls,
             pidns=ProcFS().pid_namespace() if pidns is None else pidns,
+            task_storage=task_storage,
+            raw_exit=raw_exit,
         )
+        self.raw_exit: bool | None = None  # as loaded (an older bpf/ has no raw program)
         self._handler = handler
         self._tls = tls
         self._tls_events: dict[int, set[bytes]] = {}  # pid -> bcc uprobe event names
@@ -93,6 +115,10 @@ class Probe:
         self._ring: ringbuf.RingBuffer | None = None
         self.headers: tuple[str, str] | None = None  # (path, origin) bcc compiled against
         self.load_s: float | None = None  # seconds load() took (compiling, most of it)
+        self._target_tgids: set[int] = set()  # processes in the `targets` filter
+        self._target_slots_used: dict[int, int] = {}  # slot -> value written there
+        self._seeded_tgids: set[int] = set()  # processes with seeded connections
+        self._conn_tgids: set[int] = set()  # processes in `conns` at the last conn_keys()
 
     @property
     def source_path(self) -> Path:
@@ -120,7 +146,11 @@ class Probe:
         started = time.monotonic()
         try:
             self._bpf = BPF(src_file=str(self.source_path).encode(), cflags=self._flags)
-            emit = self._bpf.load_func(b"emit_more", BPF.TRACEPOINT)
+            # the emitter is tail-called by the program that found the data: the raw sys_exit
+            # tracepoint (RAW_EXIT) or the classic syscall tracepoints (an older bpf/ too)
+            raw = b"raw_tracepoint__sys_exit" in self._bpf.funcs
+            self.raw_exit = raw
+            emit = self._bpf.load_func(b"emit_more", BPF.RAW_TRACEPOINT if raw else BPF.TRACEPOINT)
             self._bpf[b"emit_progs"][ctypes.c_int(0)] = ctypes.c_int(emit.fd)
             if self._tls:  # the emitter again, as a uprobe program, for the SSL return probe
                 emit = self._bpf.load_func(b"emit_more_tls", BPF.KPROBE)
@@ -134,11 +164,16 @@ class Probe:
             raise ProbeError(preflight.examine().explain(str(exc))) from exc
         self.load_s = round(time.monotonic() - started, 2)
         self._listeners = self._bpf[b"listeners"]
+        # an older probe (make bench-capture --baseline) has no targets filter
+        self._targets = self._bpf[b"targets"] if self._bpf_has_map(b"targets") else None
+        self._target_slots = self._targets.max_entries if self._targets is not None else 1
         self._conns = self._bpf[b"conns"]
+        self._sf_moved = self._bpf[b"sf_moved"] if self._bpf_has_map(b"sf_moved") else None
+        self._gens = self._bpf[b"gens"] if self._bpf_has_map(b"gens") else None
         self._drops = self._bpf[b"drops"]
         self._io_active = self._bpf[b"io_active"]
+        self._stashed = self._bpf[b"stashed"] if self._bpf_has_map(b"stashed") else None
         self._accepting = self._bpf[b"accepting"]
-        self._ssl_calls = self._bpf[b"ssl_calls"]
         self._ssl_fds = self._bpf[b"ssl_fds"]
         self._last_read = self._bpf[b"last_read"]
 
@@ -182,8 +217,8 @@ class Probe:
 
     def forget_processes(self, alive: Callable[[int], bool]) -> None:
         """Remove the TLS map entries of processes that are gone."""
-        for table, tgid_of in ((self._ssl_calls, lambda k: k.value >> 32),
-                               (self._last_read, lambda k: k.value >> 32),
+        self._seeded_tgids = {t for t in self._seeded_tgids if alive(t)}
+        for table, tgid_of in ((self._last_read, lambda k: k.value >> 32),
                                (self._ssl_fds, lambda k: k.tgid)):
             for k in list(table.keys()):
                 if not alive(tgid_of(k)):
@@ -197,16 +232,31 @@ class Probe:
             self._handler(ctypes.string_at(data, size))
 
     def poll(self, timeout_ms: int) -> int | None:
-        """Deliver what the ring buffer holds to the handler, waiting up to timeout_ms; returns
-        how many records that was (None with bcc's reader, which does not say)."""
+        """Deliver what the ring buffer holds to the handler, waiting up to timeout_ms (at most
+        WAKEUP_MS); returns how many records that was (None with bcc's reader, which does not
+        say)."""
+        timeout_ms = min(timeout_ms, WAKEUP_MS)  # records may have come without a wake-up
         if self._ring is not None:
             return self._ring.poll(self._handler, timeout_ms, POLL_LIMIT)
         self._bpf.ring_buffer_poll(timeout_ms)
+        self._bpf.ring_buffer_consume()
         return None
 
     # -- maps --------------------------------------------------------------------------
     def set_listeners(self, keys: Iterable[tuple[int, int]]) -> None:
-        """Make the listeners map hold exactly these (tgid, fd)."""
+        """Make the listeners map hold exactly these (tgid, fd), and the targets filter exactly
+        their processes (and those of seeded connections)."""
+        keys = list(keys)
+        # a process that closed its listener (a worker of a reloading nginx) still finishes its
+        # connections: it stays a target while the last conn_keys() saw it in `conns`
+        self._set_targets({t for t, _ in keys} | self._seeded_tgids | self._conn_tgids)
+        # generations of processes no longer captured
+        for k in list(self._gens.keys()) if self._gens is not None else ():
+            if k.value not in self._target_tgids:
+                try:
+                    del self._gens[k]
+                except KeyError:
+                    pass
         want = {_key(t, f) for t, f in keys}
         have = {k.value for k in self._listeners.keys()}
         one = ctypes.c_uint8(1)
@@ -223,24 +273,70 @@ class Probe:
         key = ctypes.c_uint64(_key(tgid, fd))
         if key in self._conns:
             return False
+        if tgid not in self._seeded_tgids:
+            self._seeded_tgids.add(tgid)
+            self._set_targets(set(self._target_tgids) | {tgid})
         leaf = self._conns.Leaf()
         leaf.start_ns = start_ns
+        if self._gens is not None:  # the process's current fd-table generation (capture.bpf.c)
+            gen = self._gens.get(ctypes.c_uint32(tgid))
+            leaf.gen = gen.value if gen is not None else 0
         self._conns[key] = leaf
         return True
+
+    def _bpf_has_map(self, name: bytes) -> bool:
+        try:
+            self._bpf.get_table(name)
+        except KeyError:
+            return False
+        return True
+
+    def _set_targets(self, tgids: set[int]) -> None:
+        """Write the `targets` filter (bpf/capture.bpf.c): slot tgid & (slots-1) holds the tgid,
+        or TARGET_ANY where two processes share a slot."""
+        if self._targets is None:
+            return
+        slots: dict[int, int] = {}
+        for t in tgids:
+            s = t & (self._target_slots - 1)
+            slots[s] = t if s not in slots else TARGET_ANY
+        old = self._target_slots_used
+        for s, v in slots.items():
+            if old.get(s) != v:
+                self._targets[ctypes.c_int(s)] = ctypes.c_uint32(v)
+        for s in old.keys() - slots.keys():
+            self._targets[ctypes.c_int(s)] = ctypes.c_uint32(0)
+        self._target_slots_used = slots
+        self._target_tgids = set(tgids)
 
     def stash_read(self, tgid: int, tid: int, nr: int, fd: int, buf: int, iovcnt: int) -> None:
         """Give the probe the arguments of a read that was already blocked when capture began
         (see ProcFS.blocked_reads): its exit then emits the bytes as usual."""
+        if self.raw_exit:  # the exit finds the arguments in the registers: nothing to hand over
+            return
         leaf = self._io_active.Leaf()
         leaf.buf, leaf.iovcnt, leaf.fd, leaf.nr, leaf.dir = buf, iovcnt, fd, nr, 0
         self._io_active[ctypes.c_uint64((tgid << 32) | tid)] = leaf
+        if self._stashed is not None:
+            self._stashed[ctypes.c_int(0)] = ctypes.c_uint32(1)
 
     def stash_accept(self, tgid: int, tid: int, listen_fd: int, addr: int) -> None:
         """Give the probe the arguments of an accept() already blocked when capture began (see
         ProcFS.blocked_accepts): the connection it returns is then tracked as usual."""
+        if self.raw_exit:
+            return
         leaf = self._accepting.Leaf()
         leaf.addr, leaf.listen_fd = addr, listen_fd
         self._accepting[ctypes.c_uint64((tgid << 32) | tid)] = leaf
+
+    def sendfile_moved(self, tgid: int, fd: int) -> int | None:
+        """Bytes sendfile() calls with no offset have sent from ``fd`` of ``tgid`` so far (the
+        probe's `sf_moved`), None when the probe has no count for it."""
+        table = getattr(self, "_sf_moved", None)
+        if table is None:
+            return None
+        v = table.get(ctypes.c_uint64(_key(tgid, fd)))
+        return None if v is None else v.value
 
     def forget_conn(self, tgid: int, fd: int) -> None:
         try:
@@ -249,12 +345,20 @@ class Probe:
             pass
 
     def conn_keys(self) -> list[tuple[int, int]]:
-        return [(k.value >> 32, k.value & 0xFFFFFFFF) for k in self._conns.keys()]
+        """The (tgid, fd) of every connection the probe tracks (their processes stay targets)."""
+        keys = [(k.value >> 32, k.value & 0xFFFFFFFF) for k in self._conns.keys()]
+        if (self._stashed is not None and self._stashed[ctypes.c_int(0)].value
+                and not any(True for _ in self._io_active.keys())):  # every stashed read returned
+            self._stashed[ctypes.c_int(0)] = ctypes.c_uint32(0)
+        self._conn_tgids = {t for t, _ in keys}
+        if not self._conn_tgids <= self._target_tgids:
+            self._set_targets(self._target_tgids | self._conn_tgids)
+        return keys
 
     def drop_counts(self) -> dict[str, int]:
         """Kernel drop counters, summed over CPUs, by reason."""
         out = {}
-        for i, reason in enumerate(KERNEL_DROP_REASONS):
+        for i, reason in enumerate(KERNEL_DROP_REASONS[:self._drops.max_entries]):
             out[reason] = sum(self._drops[ctypes.c_int(i)])
         return out
 

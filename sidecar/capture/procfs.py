@@ -87,16 +87,29 @@ class ProcFS:
                     "namespace, or run it in the host's (hostPID)")
         return None
 
-    def read_sendfile(self, ev: Event) -> bytes | None:
+    def read_sendfile(self, ev: Event, moved=None) -> bytes | None:
         """The bytes a sendfile() sent: read again from the same file at the same offset.
-        ``aux`` is the file's fd, ``aux2`` the offset (-1: the file position, which the call
-        has already advanced by ``total``). None when the file cannot be read."""
+        ``aux`` is the file's fd, ``aux2`` the offset. aux2 < 0: the call used the file
+        position, which it and any later such call have moved since; -1 - aux2 is the running
+        total of bytes such calls sent from the fd after this one (bpf/capture.h, EV_SENDFILE),
+        and ``moved(tgid, fd)`` the total now (Probe.sendfile_moved), so the call began at
+        position - (now - after) - total. Without both totals, or when the total changed while
+        the position was read, the bytes cannot be placed: None, as when the file cannot be
+        read (the record is flagged, never given other bytes)."""
         try:
             offset = ev.aux2
             if offset < 0:
+                after = -1 - offset
+                before = moved(ev.tgid, ev.aux) if moved is not None and after else None
+                if before is None:
+                    return None
                 with open(f"{self.root}/{ev.tgid}/fdinfo/{ev.aux}") as f:
                     pos = next(int(line.split()[1]) for line in f if line.startswith("pos:"))
-                offset = pos - ev.total
+                if moved(ev.tgid, ev.aux) != before:
+                    return None  # another call moved the position meanwhile
+                offset = pos - (before - after) - ev.total
+                if offset < 0:
+                    return None
             fd = os.open(f"{self.root}/{ev.tgid}/fd/{ev.aux}", os.O_RDONLY)
             try:
                 return os.pread(fd, ev.total, offset)

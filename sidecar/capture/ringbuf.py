@@ -177,9 +177,12 @@ class RingBuffer:
     def poll(self, handler: Callable[[memoryview], object], timeout_ms: int,
              limit: int = 0) -> int:
         """Consume what is there (at most ``limit`` records, 0: all); if nothing was, wait up
-        to ``timeout_ms`` and consume again."""
+        to ``timeout_ms`` and consume again, woken or not: the probe submits most records
+        without waking the reader (WAKEUP_BYTES in bpf/capture.h), so the end of the wait is
+        what delivers them."""
         n = self.consume(handler, limit)
-        if n == 0 and timeout_ms > 0 and self.wait(timeout_ms):
+        if n == 0 and timeout_ms > 0:
+            self.wait(timeout_ms)
             n = self.consume(handler, limit)
         return n
 

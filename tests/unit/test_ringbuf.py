@@ -120,6 +120,22 @@ def test_poll_without_a_map_fd_does_not_block():
     assert k.ring.poll(lambda v: None, 1000) == 1
 
 
+def test_poll_consumes_what_came_during_the_wait_without_a_wake_up():
+    """A record the kernel submitted during poll()'s wait without waking the reader (the probe's
+    BPF_RB_NO_WAKEUP below WAKEUP_BYTES) is delivered when the wait ends, not left behind."""
+    k = FakeKernel(4096)
+
+    class Unwoken(RingBuffer):
+        def wait(self, timeout_ms: int) -> bool:
+            k.output(b"quiet")  # arrives while the reader sleeps; no wake-up follows
+            return False
+
+    ring = Unwoken(k.cons, k.prod, memoryview(k.mem), k.size)
+    got: list[bytes] = []
+    assert ring.poll(lambda v: got.append(bytes(v)), 10) == 1
+    assert got == [b"quiet"]
+
+
 def test_bad_geometry_is_refused():
     """A size that is not a power of two, or a data area mapped once, is a ValueError."""
     with pytest.raises(ValueError, match="power of two"):
