@@ -41,12 +41,18 @@ examples:
   rewind-replay --source capture.jsonl --target http://c:8080 --baseline http://prod:8080 \\
       --thresholds thresholds.json --report out/
 
+  # a 3-hour soak at 200/s: live metrics on :9104, the target's memory watched, a leak fails
+  rewind-replay --source capture.jsonl --target http://c:8080 --mode rps --rps 200 --loop \\
+      --duration 3h --metrics-port 9104 --watch-pid 4242 --watch-prometheus http://prom:9090 \\
+      --watch 'container_memory_working_set_bytes{pod=~"api-.*"}' --thresholds soak.json
+
   # workers started elsewhere: the master waits for 4 `rewind-replay-worker --master-host M`
   rewind-replay --source capture.jsonl --target http://c:8080 --external-workers 4 \\
       --master-bind-port 5557 --from 1732312345678-0 --to 1732312999999-0
 
 thresholds file (JSON; max_ or min_ with p50_ms p90_ms p95_ms p99_ms max_ms error_rate
-status_mismatch_rate body_mismatch_rate rps lag_p99_ms; see docs/replay.md):
+status_mismatch_rate body_mismatch_rate rps lag_p99_ms; max_memory_growth_mib_per_hour for the
+watched series; see docs/replay.md):
   {"max_p95_ms": 200, "max_error_rate": 0.01, "max_status_mismatch_rate": 0.01}
 
 """
