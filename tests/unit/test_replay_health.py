@@ -82,3 +82,23 @@ def test_the_report_shows_target_health():
     assert "<h2>Target health</h2>" in page and "+3,600.0 MiB/h" in page
     del s["health"]
     assert "Target health" not in render_html(s)
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--watch", "up"], "--watch QUERY needs --watch-prometheus URL"),
+    (["--watch-prometheus", "http://p:9090"], "--watch-prometheus needs at least one --watch"),
+    (["--watch-prometheus", "p:9090", "--watch", "up"], "expected http(s)://host:port"),
+    (["--watch-pid", "999999999"], "--watch-pid 999999999: no such process"),
+    (["--thresholds", "{T}"], "max_memory_growth_mib_per_hour needs something watched"),
+])
+def test_watch_flags_are_checked_before_any_work(tmp_path, capsys, argv, message):
+    """Each bad combination of the --watch* flags exits 2 with a line saying what to change."""
+    from replayer.replay.options import parse
+
+    t = tmp_path / "t.json"
+    t.write_text('{"max_memory_growth_mib_per_hour": 10}')
+    with pytest.raises(SystemExit) as exc:
+        parse(["--source", "x.jsonl", "--target", "http://t:1",
+               *[str(t) if a == "{T}" else a for a in argv]])
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
