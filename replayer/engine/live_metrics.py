@@ -149,7 +149,7 @@ class served:  # noqa: N801 - used as a context manager: with served(...) as liv
     """``LiveMetrics`` in a fresh registry served on ``addr:port`` from construction (None when
     ``port`` is 0; a port that cannot be bound raises ``OSError`` here, before any work); at the
     end of the ``with`` block the server lingers ``linger`` s, so a scrape after the last result
-    sees the totals, then stops."""
+    sees the totals (not when the block raised: a failed run ends at once), then stops."""
 
     def __init__(self, port: int, addr: str, linger: float, log: Callable[..., None]) -> None:
         self.linger, self.log = linger, log
@@ -162,10 +162,10 @@ class served:  # noqa: N801 - used as a context manager: with served(...) as liv
     def __enter__(self) -> LiveMetrics | None:
         return self.live
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, *_) -> None:
         if self.server is None:
             return
-        if self.linger > 0:
+        if self.linger > 0 and exc_type is None:  # a failed run ends at once
             self.log("replay.metrics_linger", seconds=self.linger)
             time.sleep(self.linger)
         self.server.shutdown()

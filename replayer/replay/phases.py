@@ -99,20 +99,19 @@ def run(opts: Options, plan: Plan, src: Input, log, *,
                         bind_port=opts.bind_port, connect_timeout=opts.connect_timeout,
                         stop_requested=stop_requested, log=log.info)
         started = datetime.now(UTC).isoformat(timespec="seconds")
-        noise = None
-        if opts.baseline:
-            noise = learn_from_baseline(opts.baseline, lambda target: run_plan(plan, replace(
-                cfg, target=target, keep_bodies=True), progress=progress).results, log.info)
-            cfg.noise = noise.paths
-        # live metrics and target health (issue 13): the run against --target only
-        health = None
-        try:
+        noise = health = out = None
+        try:  # issue 13: the metrics port is bound before any request is sent
             metrics = served(opts.metrics_port, opts.metrics_addr, opts.metrics_linger, log.info)
         except OSError as exc:
             raise RunError(f"--metrics-port {opts.metrics_port}: {exc.strerror or exc}") from None
-        with metrics as cfg.live_metrics:
+        with metrics as live:
+            if opts.baseline:
+                noise = learn_from_baseline(opts.baseline, lambda target: run_plan(plan, replace(
+                    cfg, target=target, keep_bodies=True), progress=progress).results, log.info)
+                cfg.noise = noise.paths
+            # live metrics and target health (issue 13): the run against --target only
+            cfg.live_metrics = live
             watcher = Watcher(opts.watch, log=log.warning).start() if opts.watch else None
-            out = None
             try:
                 out = run_plan(plan, cfg, progress=progress)
             finally:
