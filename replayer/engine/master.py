@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import gevent
 
 from replayer.engine import wire
+from replayer.engine.live_metrics import LiveMetrics, feed_results
 from replayer.engine.local_workers import LocalWorkers, RunError
 from replayer.engine.plan import Plan
 from replayer.engine.progress import snapshot
@@ -54,6 +55,7 @@ class RunConfig:
     log: Callable[..., None] | None = None  # log(event, **fields)
     noise: dict[str, list[str]] | None = None  # endpoint -> noisy paths learned from a baseline
     keep_bodies: bool = False  # results carry the answer's body (baseline runs)
+    live_metrics: LiveMetrics | None = None  # --metrics-port: fed with every result received
 
 
 @dataclass(slots=True)
@@ -61,6 +63,7 @@ class RunResult:
     results: list[Result] = field(default_factory=list)
     wall_s: float = 0.0
     stats: object = None  # Locust's RequestStats (aggregated from the workers)
+    t0: float | None = None  # epoch s of the start (due time 0); target health aligns on it
 
 
 def run_plan(plan: Plan, cfg: RunConfig, *, progress: Callable[[dict], None] | None = None
@@ -92,6 +95,7 @@ class Master:
             if self.cfg.follow is None:
                 self._load()
             t0 = self._start()
+            self.out.t0 = t0
             self._watch(t0)
             crashed = [c for d in self.done.values() for c in d.get("crashed", [])]
             if crashed:
@@ -119,7 +123,7 @@ class Master:
                 (wire.MSG_CONFIGURED, lambda d: self.configured.add(d["worker"])),
                 (wire.MSG_LOADED, lambda d: self.loaded.__setitem__(d["worker"], d["count"])),
                 (wire.MSG_STARTED, lambda d: self.acked.add(d["worker"])),
-                (wire.MSG_RESULTS, lambda d: self.out.results.extend(wire.results_from_wire(d))),
+                (wire.MSG_RESULTS, self._received),
                 (wire.MSG_DONE, lambda d: self.done.__setitem__(d["worker"], d))):
             runner.register_message(name, lambda msg, _h=handler, **_kw: _h(msg.data))
         if cfg.external:
@@ -212,6 +216,14 @@ class Master:
                                        cfg.ramp))
                 seen = len(self.out.results)
                 next_progress = now + cfg.progress_every
+
+    def _received(self, batch: list) -> None:
+        results = wire.results_from_wire(batch)
+        self.out.results.extend(results)
+        cfg = self.cfg
+        planned = cfg.ramp.total if cfg.ramp else (
+            None if cfg.loop or cfg.follow is not None else self.plan.steps)
+        feed_results(cfg.live_metrics, results, len(self.out.results), planned)  # live-metrics hook
 
     def _end_follow(self, follower) -> None:
         self.cfg.follow.stop()

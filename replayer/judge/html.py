@@ -16,6 +16,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402
 
+from replayer.judge.health import health_section  # noqa: E402
+
 __all__ = ["render_html"]
 
 CSS = """body{font-family:sans-serif;margin:24px;color:#222;max-width:1300px}
@@ -184,6 +186,7 @@ def render_html(s: dict) -> str:
                                         ("lag_p99_ms", "p99", {"lw": 1.4, "ls": "--"})],
                                "Schedule lag over time (sent - due)", "ms", log=True))
         parts.append("</div>")
+    parts.append(health_section(s, png=_png, table=_table))  # target health (issue 13)
     eps = s["endpoints"]
     if eps:
         top = dict(list(eps.items())[:12])

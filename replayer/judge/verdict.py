@@ -8,7 +8,8 @@ A thresholds file is a JSON object of limits, each ``max_<metric>`` or ``min_<me
 
 Latency, error and mismatch limits apply to the whole run and, with ``per_endpoint`` (the
 default), to each endpoint with at least ``min_endpoint_requests`` requests, so a regression on
-one small endpoint is not averaged away.
+one small endpoint is not averaged away. ``max_memory_growth_mib_per_hour`` limits the growth
+of every watched series of the target (``--watch-pid``, ``--watch``; ``replayer.judge.health``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import orjson
+
+from replayer.judge.health import HEALTH_LIMITS, health_checks
 
 __all__ = ["Check", "ThresholdsError", "evaluate", "load_thresholds", "parse_thresholds"]
 
@@ -69,9 +72,10 @@ def parse_thresholds(data: bytes | str, name: str = "thresholds") -> dict:
                 raise ThresholdsError(f"{name}: {key} must be {OPTIONS[key].__name__}")
             continue
         bound, _, metric = key.partition("_")
-        if bound not in ("max", "min") or metric not in METRICS:
+        if key not in HEALTH_LIMITS and (bound not in ("max", "min") or metric not in METRICS):
             raise ThresholdsError(
-                f"{name}: unknown limit {key!r}; use max_ or min_ with one of {', '.join(METRICS)}")
+                f"{name}: unknown limit {key!r}; use max_ or min_ with one of {', '.join(METRICS)}"
+                f", or {', '.join(HEALTH_LIMITS)}")
         if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
             raise ThresholdsError(f"{name}: {key} must be a non-negative number, got {value!r}")
     return t
@@ -94,7 +98,7 @@ def evaluate(thresholds: dict, summary: dict) -> list[Check]:
     per_ep = thresholds.get("per_endpoint", True)
     min_n = thresholds.get("min_endpoint_requests", 20)
     for key, limit in thresholds.items():
-        if key in OPTIONS:
+        if key in OPTIONS or key in HEALTH_LIMITS:  # health: health_checks below
             continue
         bound, _, metric = key.partition("_")
         scopes = [("all", summary)]
@@ -107,4 +111,4 @@ def evaluate(thresholds: dict, summary: dict) -> list[Check]:
             else:
                 ok = value <= limit if bound == "max" else value >= limit
             checks.append(Check(metric, bound, limit, scope, value, ok))
-    return checks
+    return checks + health_checks(thresholds, summary)  # the watched series (issue 13)

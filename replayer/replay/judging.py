@@ -49,6 +49,8 @@ def judge(opts: Options, plan: Plan, src: Input, run: Run, log) -> tuple[dict, R
         log.info("replay.credentials", **opts.credentials.summary())
     if run.noise is not None:
         summary["noise"] = run.noise.to_json(opts.baseline)
+    if run.health is not None:  # the watched series (issue 13: replayer.watch)
+        summary["health"] = run.health
     code = ReplayExit.OK
     if opts.thresholds is not None:
         code = _thresholds(opts.thresholds, summary, log)

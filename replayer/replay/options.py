@@ -7,6 +7,7 @@ before any work starts; a bad combination exits 2 with a line that says what to 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -16,10 +17,12 @@ from replayer.engine.plan import Schedule
 from replayer.engine.ramp import Ramp
 from replayer.engine.rewrite import Rules
 from replayer.engine.slo import Objective, SloError, parse_slo
+from replayer.judge.health import HEALTH_LIMITS
 from replayer.judge.verdict import ThresholdsError, load_thresholds
 from replayer.replay.parser import bound, build_parser
 from replayer.source.timespec import TimeSpecError, join_relative_times
 from replayer.source.window import Window
+from replayer.watch import WatchSpec
 from sidecar.common import cli_args as a
 from sidecar.contract.exit_codes import ReplayExit
 from sidecar.contract.jsonpath import parse_path
@@ -60,6 +63,11 @@ class Options:
     progress_every: float = 5.0
     log_level: str = "info"
     log_format: str = "auto"
+    # live metrics and target health (issue 13)
+    metrics_port: int = 0  # 0: no metrics server
+    metrics_addr: str = "0.0.0.0"
+    metrics_linger: float = 15.0
+    watch: WatchSpec | None = None  # None: nothing watched
 
 
 def parse(argv: list[str] | None) -> Options:
@@ -109,6 +117,7 @@ def parse(argv: list[str] | None) -> Options:
         schedule = Schedule("rps", rate=args.ramp_start)
     else:
         schedule = Schedule(args.mode, args.speed, args.rps or 0.0)
+    watch = _watch(p, args, thresholds)  # target health (issue 13)
     return Options(
         source=args.source, stream=args.stream, window=window,
         target=args.target, rules=_rules(args, creds), mode=args.mode, schedule=schedule,
@@ -122,7 +131,30 @@ def parse(argv: list[str] | None) -> Options:
         follow=follow, loop=loop, duration=ramp.duration if ramp else args.duration,
         ignore=args.ignore, baseline=args.baseline, credentials=creds, report=args.report,
         thresholds=thresholds, timeout=args.timeout, progress_every=args.progress_every,
-        log_level=args.log_level, log_format=args.log_format)
+        log_level=args.log_level, log_format=args.log_format,
+        metrics_port=args.metrics_port, metrics_addr=args.metrics_addr,
+        metrics_linger=args.metrics_linger, watch=watch)
+
+
+def _watch(p: argparse.ArgumentParser, args, thresholds: dict | None) -> WatchSpec | None:
+    """--watch-prometheus/--watch/--watch-pid checked together (target health, issue 13)."""
+    if args.watch and not args.watch_prometheus:
+        p.error("--watch QUERY needs --watch-prometheus URL (the Prometheus to ask)")
+    if args.watch_prometheus and not args.watch:
+        p.error("--watch-prometheus needs at least one --watch QUERY")
+    if args.watch_prometheus and urlsplit(args.watch_prometheus).scheme not in ("http", "https"):
+        p.error(f"--watch-prometheus: expected http(s)://host:port, got {args.watch_prometheus!r}")
+    for pid in args.watch_pid:
+        if not os.path.exists(f"/proc/{pid}"):
+            p.error(f"--watch-pid {pid}: no such process on this machine")
+    if args.watch_interval <= 0:
+        p.error("--watch-interval must be more than 0")
+    spec = WatchSpec(prometheus=args.watch_prometheus, queries=tuple(args.watch),
+                     pids=tuple(args.watch_pid), interval=args.watch_interval)
+    if not spec.any and thresholds and any(k in thresholds for k in HEALTH_LIMITS):
+        p.error(f"--thresholds: {', '.join(k for k in HEALTH_LIMITS if k in thresholds)} needs "
+                "something watched: --watch-pid PID or --watch-prometheus URL --watch QUERY")
+    return spec if spec.any else None
 
 
 def _usage(line: str) -> None:

@@ -14,7 +14,7 @@ from sidecar.common import cli_args as a
 from sidecar.common import logs
 from sidecar.contract.exit_codes import ReplayExit
 
-__all__ = ["EXIT_HELP", "bound", "build_parser", "header", "positive", "regex"]
+__all__ = ["EXIT_HELP", "bound", "build_parser", "header", "pid", "positive", "regex"]
 
 EXAMPLES = """\
 examples:
@@ -41,12 +41,18 @@ examples:
   rewind-replay --source capture.jsonl --target http://c:8080 --baseline http://prod:8080 \\
       --thresholds thresholds.json --report out/
 
+  # a 3-hour soak at 200/s: live metrics on :9104, the target's memory watched, a leak fails
+  rewind-replay --source capture.jsonl --target http://c:8080 --mode rps --rps 200 --loop \\
+      --duration 3h --metrics-port 9104 --watch-pid 4242 --watch-prometheus http://prom:9090 \\
+      --watch 'container_memory_working_set_bytes{pod=~"api-.*"}' --thresholds soak.json
+
   # workers started elsewhere: the master waits for 4 `rewind-replay-worker --master-host M`
   rewind-replay --source capture.jsonl --target http://c:8080 --external-workers 4 \\
       --master-bind-port 5557 --from 1732312345678-0 --to 1732312999999-0
 
 thresholds file (JSON; max_ or min_ with p50_ms p90_ms p95_ms p99_ms max_ms error_rate
-status_mismatch_rate body_mismatch_rate rps lag_p99_ms; see docs/replay.md):
+status_mismatch_rate body_mismatch_rate rps lag_p99_ms; max_memory_growth_mib_per_hour for the
+watched series; see docs/replay.md):
   {"max_p95_ms": 200, "max_error_rate": 0.01, "max_status_mismatch_rate": 0.01}
 
 """
@@ -95,6 +101,16 @@ def positive(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if v <= 0:
         raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
+    return v
+
+
+def pid(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a process id: {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"a process id is at least 1, got {text}")
     return v
 
 
@@ -181,5 +197,22 @@ def build_parser() -> argparse.ArgumentParser:
     a.add(p, "--thresholds", default=None, help="JSON file of limits that decide pass or fail")
     a.add(p, "--timeout", type=a.duration, default="30s", help="per request")
     a.add(p, "--progress-every", type=a.duration, default="5s", help="progress log interval")
+    # live metrics and target health (issue 13): replayer.engine.live_metrics, replayer.watch
+    a.add(p, "--metrics-port", type=a.port, default=0,
+          help="serve the replay's Prometheus metrics (rewind_replay_*) on this port while it "
+          "runs (0: off)")
+    a.add(p, "--metrics-addr", default="0.0.0.0", help="address for the metrics server")
+    a.add(p, "--metrics-linger", type=a.duration, default="15s",
+          help="keep serving the metrics this long after the run, so the last scrape sees the "
+          "totals (set it to your scrape interval)")
+    a.add(p, "--watch-prometheus", default=None,
+          help="Prometheus base URL to read the target's health from (with --watch)")
+    a.add(p, "--watch", action="append", default=[],
+          help="PromQL query sampled every --watch-interval during the run, e.g. "
+          "'process_resident_memory_bytes{job=\"api\"}'; repeatable")
+    a.add(p, "--watch-pid", type=pid, action="append", default=[],
+          help="pid of a local target whose RSS (/proc/PID/status) is sampled; repeatable")
+    a.add(p, "--watch-interval", type=a.duration, default="10s",
+          help="how often the watched series are sampled")
     logs.add_arguments(p)
     return p

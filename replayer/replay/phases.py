@@ -14,12 +14,14 @@ from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 from replayer.engine.follow import Follower, open_follower
-from replayer.engine.master import RunConfig, RunResult, run_plan
+from replayer.engine.live_metrics import served
+from replayer.engine.master import RunConfig, RunError, RunResult, run_plan
 from replayer.engine.plan import Plan, build_plan
 from replayer.engine.ramp import RampMonitor
 from replayer.judge.noise import Noise, learn_from_baseline
 from replayer.replay.options import Options
 from replayer.source.feed import open_feed
+from replayer.watch import Watcher
 from sidecar.contract.record import Record
 
 __all__ = ["Input", "NothingToReplay", "Run", "TargetUnreachable", "check_targets", "make_plan",
@@ -46,6 +48,7 @@ class Run:
     started: str  # ISO-8601, UTC
     noise: Noise | None = None  # --baseline: what was learned
     monitor: RampMonitor | None = None  # ramp mode: the steps' verdicts
+    health: dict | None = None  # --watch*: the watched series (replayer.watch.Watcher.stop)
 
 
 def read_source(opts: Options, log) -> Input:
@@ -96,10 +99,22 @@ def run(opts: Options, plan: Plan, src: Input, log, *,
                         bind_port=opts.bind_port, connect_timeout=opts.connect_timeout,
                         stop_requested=stop_requested, log=log.info)
         started = datetime.now(UTC).isoformat(timespec="seconds")
-        noise = None
-        if opts.baseline:
-            noise = learn_from_baseline(opts.baseline, lambda target: run_plan(plan, replace(
-                cfg, target=target, keep_bodies=True), progress=progress).results, log.info)
-            cfg.noise = noise.paths
-        out = run_plan(plan, cfg, progress=progress)
-    return Run(out=out, started=started, noise=noise, monitor=monitor)
+        noise = health = out = None
+        try:  # issue 13: the metrics port is bound before any request is sent
+            metrics = served(opts.metrics_port, opts.metrics_addr, opts.metrics_linger, log.info)
+        except OSError as exc:
+            raise RunError(f"--metrics-port {opts.metrics_port}: {exc.strerror or exc}") from None
+        with metrics as live:
+            if opts.baseline:
+                noise = learn_from_baseline(opts.baseline, lambda target: run_plan(plan, replace(
+                    cfg, target=target, keep_bodies=True), progress=progress).results, log.info)
+                cfg.noise = noise.paths
+            # live metrics and target health (issue 13): the run against --target only
+            cfg.live_metrics = live
+            watcher = Watcher(opts.watch, log=log.warning).start() if opts.watch else None
+            try:
+                out = run_plan(plan, cfg, progress=progress)
+            finally:
+                if watcher is not None:
+                    health = watcher.stop(out.t0 if out is not None else None)
+    return Run(out=out, started=started, noise=noise, monitor=monitor, health=health)

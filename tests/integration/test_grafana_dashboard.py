@@ -1,6 +1,7 @@
 """The Grafana dashboard ci/grafana/rewind-dashboard.json: valid JSON with the golden signals,
 every panel query accepted by the real promtool's PromQL parser (wrapped as recording rules,
-since `promtool query` needs a server), and every metric it reads exported by the code."""
+since `promtool query` needs a server), and every metric it reads exported by the code (the
+replay row's by rewind-replay's live metrics)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from prometheus_client import CollectorRegistry
 
+from replayer.engine.live_metrics import LATENCY_BUCKETS, LiveMetrics
 from tests.integration.test_prometheus_rules import (
     EXTERNAL_METRICS,
     exported_metric_names,
@@ -44,6 +47,17 @@ def as_promql(expr: str) -> str:
     """Grafana's variables replaced by values Prometheus accepts."""
     expr = re.sub(r"\$__(rate_)?interval|\$\{__(rate_)?interval\}", "5m", expr)
     return re.sub(r"\$\{?\w+\}?", "x", expr)
+
+
+def replay_metric_names() -> frozenset[str]:
+    """Every sample name rewind-replay's live metrics export, read from a LiveMetrics registry
+    after one summary and a progress with a plan (so labelled and lazily made series exist)."""
+    registry = CollectorRegistry()
+    live = LiveMetrics(registry)
+    live.add("GET /x", requests=1, errors=1, bucket_counts=[1] + [0] * len(LATENCY_BUCKETS),
+             latency_sum=0.001, lag_seconds=0.0)
+    live.progress(1, 1)
+    return frozenset(sample.name for family in registry.collect() for sample in family.samples)
 
 
 def test_dashboard_shape():
@@ -101,9 +115,27 @@ def test_parse_check_rejects_bad_promql(tmp_path):
     assert out.returncode != 0
 
 
+def test_replay_row_shows_what_the_replay_exports():
+    """The replay row reads requests and errors per endpoint, latency p50/p99 from the
+    histogram's buckets, schedule lag and progress: every rewind_replay_* name the code exports
+    except the counters' _created and the histogram's _count/_sum (rate() of requests_total is
+    the count)."""
+    text = " ".join(e for _, e in exprs())
+    shown = {n for n in replay_metric_names()
+             if not n.endswith(("_created", "_seconds_count", "_seconds_sum"))}
+    assert shown == {"rewind_replay_requests_total", "rewind_replay_errors_total",
+                     "rewind_replay_latency_seconds_bucket", "rewind_replay_schedule_lag_seconds",
+                     "rewind_replay_sent_requests", "rewind_replay_planned_requests"}
+    for name in shown:
+        assert name in text, name
+    assert "histogram_quantile(0.5," in text and "histogram_quantile(0.99," in text
+
+
 @pytest.mark.parametrize("title,expr", exprs())
 def test_queries_read_only_metrics_the_code_exports(title, expr):
     """Metric names come from sidecar/capture/metrics.py and sidecar/archive/metrics.py (process_*
-    included: both registries carry the process collector), or from the scrape itself."""
-    unknown = metric_names_in(as_promql(expr)) - exported_metric_names() - EXTERNAL_METRICS
+    included: both registries carry the process collector), from rewind-replay's live metrics
+    (replayer/engine/live_metrics.py), or from the scrape itself."""
+    unknown = (metric_names_in(as_promql(expr)) - exported_metric_names() - replay_metric_names()
+               - EXTERNAL_METRICS)
     assert not unknown, f"{title}: {unknown}"
