@@ -1,7 +1,13 @@
 """The phases of one ``rewind-replay`` run before judging, in order: ``read_source``,
-``make_plan``, ``check_targets``, ``run``. Each takes the ``Options`` and raises a typed error
-that the command turns into its exit code (``replayer.replay.cli``): ``FeedError`` /
-``SourceUnreachable`` (reading), ``NothingToReplay``, ``TargetUnreachable``, ``RunError``.
+``check_targets``, ``run``. Each takes the ``Options`` and raises a typed error that the command
+turns into its exit code (``replayer.replay.cli``): ``FeedError`` / ``SourceUnreachable``
+(reading, before the run or during it), ``NothingToReplay``, ``TargetUnreachable``,
+``RunError``.
+
+Nothing here holds the range: ``read_source`` opens it and reads only up to its first request
+that the rules let through (to fail early on an empty range or a bad source); ``run`` streams it
+through a ``replayer.engine.dealer.Dealer`` to the master (``replayer.engine.master``), which
+deals it to the workers as it reads.
 """
 
 from __future__ import annotations
@@ -13,16 +19,16 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
+from replayer.engine.dealer import Dealer
 from replayer.engine.follow import Follower, open_follower
-from replayer.engine.master import RunConfig, RunResult, run_plan
-from replayer.engine.plan import Plan, build_plan
+from replayer.engine.master import RunConfig, RunResult, Stream, run_stream
 from replayer.engine.ramp import RampMonitor
+from replayer.engine.rewrite import Request
 from replayer.judge.noise import Noise, learn_from_baseline
 from replayer.replay.options import Options
-from replayer.source.feed import open_feed
-from sidecar.contract.record import Record
+from replayer.source.feed import Feed
 
-__all__ = ["Input", "NothingToReplay", "Run", "TargetUnreachable", "check_targets", "make_plan",
+__all__ = ["Input", "NothingToReplay", "Run", "TargetUnreachable", "check_targets",
            "read_source", "run"]
 
 
@@ -36,7 +42,7 @@ class TargetUnreachable(Exception):
 
 @dataclass(slots=True)
 class Input:
-    records: list[Record]  # the range, in capture order (empty with --follow)
+    feed: Feed | None = None  # the range (None with --follow)
     follower: Follower | None = None  # --follow: the live stream's reader
 
 
@@ -44,28 +50,29 @@ class Input:
 class Run:
     out: RunResult
     started: str  # ISO-8601, UTC
+    dealer: Dealer  # what was read and dealt: records, steps, connections, skipped
     noise: Noise | None = None  # --baseline: what was learned
     monitor: RampMonitor | None = None  # ramp mode: the steps' verdicts
 
 
 def read_source(opts: Options, log) -> Input:
     if opts.follow:
-        return Input([], open_follower(opts.source, opts.stream, opts.rules, opts.workers,
-                                       from_ns=opts.window.start_ns, from_id=opts.window.start_id,
-                                       log=log.warning))
-    return Input(open_feed(opts.source, stream=opts.stream, window=opts.window))
-
-
-def make_plan(opts: Options, src: Input) -> Plan:
-    if src.follower is not None:  # steps are dealt as they arrive
-        return Plan([[] for _ in range(opts.workers)])
-    plan = build_plan(src.records, opts.rules, opts.schedule, opts.workers)
-    if plan.steps == 0:
-        skipped = ", ".join(f"{k}: {v}" for k, v in sorted(plan.skipped.items()))
-        raise NothingToReplay(f"nothing to replay: the range holds {len(src.records)} records"
-                              + (f", all skipped ({skipped})" if plan.skipped else "")
-                              + "; check --source, --stream, --from/--to and the filters")
-    return plan
+        return Input(follower=open_follower(opts.source, opts.stream,
+                                            from_ns=opts.window.start_ns,
+                                            from_id=opts.window.start_id, log=log.warning))
+    feed = Feed(opts.source, stream=opts.stream, window=opts.window)
+    records, skipped = 0, {}
+    rules = replace(opts.rules, credentials=None)  # the same filters; counts nothing
+    for r in feed.records():  # up to the first record that would be sent
+        records += 1
+        req = rules.apply(r)
+        if isinstance(req, Request):
+            return Input(feed=feed)
+        skipped[req] = skipped.get(req, 0) + 1
+    detail = ", ".join(f"{k}: {v}" for k, v in sorted(skipped.items()))
+    raise NothingToReplay(f"nothing to replay: the range holds {records} records"
+                          + (f", all skipped ({detail})" if skipped else "")
+                          + "; check --source, --stream, --from/--to and the filters")
 
 
 def check_targets(opts: Options) -> None:
@@ -78,28 +85,65 @@ def check_targets(opts: Options) -> None:
             raise TargetUnreachable(f"target {url} is unreachable: {exc.strerror or exc}") from None
 
 
-def run(opts: Options, plan: Plan, src: Input, log, *,
-        progress: Callable[[dict], None] | None = None,
+def _dealer(opts: Options) -> Dealer:
+    return Dealer(opts.rules, opts.schedule, opts.workers, ramp=opts.ramp,
+                  loop=opts.loop or opts.ramp is not None,
+                  due_limit=opts.duration if opts.mode != "max" else None)
+
+
+def _stream(opts: Options, src: Input, dealer: Dealer) -> Stream:
+    if src.follower is not None:
+        follower = src.follower
+
+        def follow_items(t0_wall: float):
+            for item in follower.records(t0_wall):
+                yield None if item is None else dealer.deal(*item)
+        return Stream(items=follow_items)
+
+    def items(_t0_wall: float):
+        return dealer.passes(src.feed.records)
+
+    def planned() -> int | None:
+        if opts.ramp is not None:
+            return opts.ramp.total
+        if dealer.first_pass_done and not dealer.loop:
+            return dealer.planned
+        return None
+
+    def fraction() -> float | None:
+        if opts.duration is not None and (opts.loop or opts.ramp is not None):
+            return None  # the Progress line's elapsed / duration is the measure then
+        return src.feed.fraction()
+    return Stream(items=items, planned=planned, fraction=fraction)
+
+
+def run(opts: Options, src: Input, log, *, progress: Callable[[dict], None] | None = None,
         stop_requested: Callable[[], bool] | None = None) -> Run:
-    """Replay ``plan`` (twice against --baseline first, to learn noise); raises ``RunError``."""
+    """Replay the range (twice against --baseline first, to learn noise); raises ``RunError``."""
     monitor = None
     if opts.ramp is not None:
         monitor = RampMonitor(opts.ramp, opts.objectives, log=log.info)
         log.info("replay.ramp", rates=list(opts.ramp.rates), step_s=opts.ramp.step_s,
                  slo=opts.slo, planned=opts.ramp.total, judge_after_s=round(monitor.grace, 2))
     with tempfile.TemporaryDirectory(prefix="rewind-replay-") as work:
-        cfg = RunConfig(target=opts.target, workdir=work, ignore=opts.ignore,
-                        timeout=opts.timeout, loop=opts.loop or opts.ramp is not None,
-                        duration=opts.duration, progress_every=opts.progress_every,
-                        ramp=opts.ramp, monitor=monitor.tick if monitor else None,
-                        follow=src.follower, external=opts.external, bind_host=opts.bind_host,
+        cfg = RunConfig(target=opts.target, workdir=work, workers=opts.workers,
+                        ignore=opts.ignore, timeout=opts.timeout, duration=opts.duration,
+                        timed=opts.mode != "max" or opts.follow,
+                        progress_every=opts.progress_every, ramp=opts.ramp,
+                        monitor=monitor.tick if monitor else None, follow=opts.follow,
+                        external=opts.external, bind_host=opts.bind_host,
                         bind_port=opts.bind_port, connect_timeout=opts.connect_timeout,
                         stop_requested=stop_requested, log=log.info)
         started = datetime.now(UTC).isoformat(timespec="seconds")
         noise = None
         if opts.baseline:
-            noise = learn_from_baseline(opts.baseline, lambda target: run_plan(plan, replace(
-                cfg, target=target, keep_bodies=True), progress=progress).results, log.info)
+            def baseline_run(target: str, n: int) -> Noise | None:
+                d = _dealer(opts)
+                return run_stream(_stream(opts, src, d), replace(
+                    cfg, target=target, baseline_pass=n, monitor=None),
+                    progress=progress).noise
+            noise = learn_from_baseline(opts.baseline, baseline_run, log.info)
             cfg.noise = noise.paths
-        out = run_plan(plan, cfg, progress=progress)
-    return Run(out=out, started=started, noise=noise, monitor=monitor)
+        dealer = _dealer(opts)
+        out = run_stream(_stream(opts, src, dealer), cfg, progress=progress)
+    return Run(out=out, started=started, dealer=dealer, noise=noise, monitor=monitor)
