@@ -58,6 +58,7 @@ class Sampler:
         self.proc = psutil.Process(pid)
         self.every = every
         self.samples: list[tuple[float, int, list[int]]] = []  # (t, master, [worker...])
+        self.cpu: tuple[float, list[float]] = (0.0, [])  # CPU seconds: master, each worker
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.t0 = time.monotonic()
@@ -67,12 +68,17 @@ class Sampler:
         while not self.stop.is_set():
             try:
                 master = self.proc.memory_info().rss
-                kids = []
+                mt = self.proc.cpu_times()
+                kids, kid_cpu = [], []
                 for c in self.proc.children():
                     try:
                         kids.append(c.memory_info().rss)
+                        ct = c.cpu_times()
+                        kid_cpu.append(ct.user + ct.system)
                     except psutil.Error:
                         pass
+                if kid_cpu:
+                    self.cpu = (mt.user + mt.system, kid_cpu)
                 self.samples.append((time.monotonic() - self.t0, master, kids))
             except psutil.Error:
                 return
@@ -87,7 +93,9 @@ class Sampler:
         n = max((len(k) for _, _, k in self.samples), default=0)
         workers = [max((k[i] for _, _, k in self.samples if len(k) > i), default=0)
                    for i in range(n)]
-        return {"master_mb": round(master / MB, 1), "workers_mb": [round(w / MB, 1) for w in workers]}
+        return {"master_mb": round(master / MB, 1), "workers_mb": [round(w / MB, 1) for w in workers],
+                "cpu_s": {"master": round(self.cpu[0], 1),
+                          "workers": [round(c, 1) for c in self.cpu[1]]}}
 
 
 def run_replay(python: str, repo: Path, args: list[str], every: float, timeout: float,

@@ -29,6 +29,7 @@ LOOKAHEAD_S = 3.0  # timed modes: how far ahead of its due time a step is sent
 CREDIT = 4000  # steps a worker may hold, dealt and not finished (every mode)
 BATCH = 200  # steps per message at most
 POLL_S = 0.01
+YIELD_EVERY_S = 0.02  # dealing yields to the master's other greenlets at least this often
 
 
 class Feeder:
@@ -63,6 +64,7 @@ class Feeder:
 
     def run(self) -> None:
         now, sleep = self.clock.now, self.clock.sleep
+        last_yield = now()
         try:
             for item in self.items:
                 if self.stopping or self._past_limit(now()):
@@ -81,7 +83,9 @@ class Feeder:
                 batch.append(step)
                 if len(batch) >= BATCH:
                     self._flush(w)
-                    sleep(0)  # let the master's messages (heartbeats, shipments) in
+                    if now() - last_yield >= YIELD_EVERY_S:  # a real sleep: the hub polls I/O
+                        sleep(0.001)  # and timers (heartbeats, shipments, the master's loop)
+                        last_yield = now()
             self._flush_all()
         finally:
             self.done = True

@@ -62,11 +62,20 @@ class Plan:
         return sum(len({s.conn for s in shard}) for shard in self.shards)
 
 
+_FOLDED: dict[str, str] = {}  # path -> folded path, a cache (cleared when it holds _CACHE_MAX)
+_CACHE_MAX = 50_000
+
+
 def endpoint_name(method: str, target: str) -> str:
     """``GET /users/u42/reactions?x=1`` -> ``GET /users/:id/reactions``: ids folded, query cut."""
     path = target.split("?", 1)[0]
-    parts = [":id" if p and _ID_SEGMENT.match(p) else p for p in path.split("/")]
-    return f"{method} {'/'.join(parts) or '/'}"
+    folded = _FOLDED.get(path)
+    if folded is None:
+        if len(_FOLDED) >= _CACHE_MAX:
+            _FOLDED.clear()
+        parts = [":id" if p and _ID_SEGMENT.match(p) else p for p in path.split("/")]
+        folded = _FOLDED[path] = "/".join(parts) or "/"
+    return f"{method} {folded}"
 
 
 def make_step(idx: int, r: Record, req: Request, due: float) -> Step:

@@ -32,6 +32,7 @@ class Progress:
         self.emit = emit
         self.next_at: float | None = None
         self.seen = 0
+        self.last_elapsed = 0.0
 
     def tick(self, totals, elapsed: float, now: float, every: float) -> None:
         """Emit a line when ``every`` s passed since the last one (``now``: a monotonic time)."""
@@ -51,11 +52,12 @@ class Progress:
         snap = {
             "elapsed_s": round(elapsed, 1),
             "sent": totals.sent,
-            "rps": round((totals.sent - self.seen) / every, 1),
+            "rps": round((totals.sent - self.seen) / max(every, elapsed - self.last_elapsed), 1),
             "errors": totals.errors,
             "lag_p99_ms": None if p99 is None else round(p99, 2),
         }
         self.seen = totals.sent
+        self.last_elapsed = elapsed
         planned = self.planned()
         done = totals.finished / planned if planned else self.fraction()
         left = eta(elapsed, done)
