@@ -64,6 +64,7 @@ class RunConfig:
     noise: dict[str, list[str]] | None = None  # endpoint -> noisy paths learned from a baseline
     baseline_pass: int = 0  # --baseline: 1 spills answers on the workers, 2 learns from them
     live_metrics: object = None  # a replayer.engine.live_metrics.LiveMetrics (or None)
+    prestarted: LocalWorkers | None = None  # local workers already started for bind_port
 
 
 @dataclass(slots=True)
@@ -107,7 +108,7 @@ class Master:
         self.acked: set[int] = set()
         self.done: dict[int, dict] = {}
         self.ids: list[str] = []  # Locust client id of worker i
-        self.workers = LocalWorkers(cfg.workdir)
+        self.workers = cfg.prestarted or LocalWorkers(cfg.workdir)
         self.runner = None
         self.feeder: Feeder | None = None
         self.created = time.monotonic()
@@ -150,7 +151,7 @@ class Master:
         if cfg.external:
             if cfg.log:
                 cfg.log("replay.waiting_for_workers", workers=self.n, bind=f"{cfg.bind_host}:{port}")
-        else:
+        elif cfg.prestarted is None:
             self.workers.start(self.n, port)
         self._wait_for("not all workers connected", lambda: len(runner.clients.ready) >= self.n,
                        cfg.connect_timeout)

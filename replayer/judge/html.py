@@ -10,11 +10,28 @@ import base64
 import html
 import io
 
-import matplotlib
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import matplotlib.ticker  # noqa: E402
+
+class _Pyplot:
+    """matplotlib.pyplot (Agg), imported when the first plot is drawn: importing it costs about
+    a second of CPU, which a replay's start should not wait for."""
+
+    def __getattr__(self, name: str):
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot
+
+        return getattr(matplotlib.pyplot, name)
+
+
+def _ticker():
+    import matplotlib.ticker
+
+    return matplotlib.ticker
+
+
+plt = _Pyplot()
 
 __all__ = ["render_html"]
 
@@ -36,9 +53,9 @@ def _png(fig) -> str:
 def _log_axis(ax) -> None:
     """Log scale with plain numbers (0.5, 2, 100) as tick labels."""
     ax.set_yscale("log")
-    fmt = matplotlib.ticker.FuncFormatter(lambda y, _: f"{y:g}")
+    fmt = _ticker().FuncFormatter(lambda y, _: f"{y:g}")
     ax.yaxis.set_major_formatter(fmt)
-    ax.yaxis.set_minor_formatter(matplotlib.ticker.FuncFormatter(
+    ax.yaxis.set_minor_formatter(_ticker().FuncFormatter(
         lambda y, _: f"{y:g}" if str(f"{y:g}")[0] in "25" else ""))
 
 

@@ -8,7 +8,9 @@ type, and ``main`` turns the type into the exit code (``ReplayExit``).
 
 from __future__ import annotations
 
+import shutil
 import sys
+import tempfile
 
 from replayer.replay.options import Options, parse
 from sidecar.contract.exit_codes import ReplayExit
@@ -18,6 +20,35 @@ __all__ = ["main"]
 
 def main(argv: list[str] | None = None) -> int:
     opts = parse(argv)
+    workdir = tempfile.mkdtemp(prefix="rewind-replay-")
+    early = _prestart(opts, workdir)  # before the imports below: the two start-ups overlap
+    try:
+        return _main(opts, workdir, early)
+    finally:
+        if early is not None:
+            early[0].stop()  # still running only when the run never began
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _prestart(opts: Options, workdir: str):
+    """Start the local workers now, for a master on a port chosen now: (workers, port)."""
+    if opts.external:
+        return None
+    import socket
+
+    from replayer.engine.local_workers import LocalWorkers
+
+    port = opts.bind_port
+    if not port:
+        with socket.socket() as s:
+            s.bind((opts.bind_host, 0))
+            port = s.getsockname()[1]
+    workers = LocalWorkers(workdir)
+    workers.start(opts.workers, port)
+    return workers, port
+
+
+def _main(opts: Options, workdir: str, early) -> int:
     from gevent import monkey
 
     monkey.patch_all()  # before redis/ssl are imported: Locust runs on gevent
@@ -37,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         _log_start(opts, src, log)
         progress = _progress_printer(log, opts.log_format)
         try:
-            run = phases.run(opts, src, log, progress=progress,
+            run = phases.run(opts, src, log, workdir=workdir, prestarted=early, progress=progress,
                              stop_requested=_stop_on_signals(log))
         finally:
             if getattr(progress, "drew", False):

@@ -13,7 +13,6 @@ deals it to the workers as it reads.
 from __future__ import annotations
 
 import socket
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -21,6 +20,7 @@ from urllib.parse import urlsplit
 
 from replayer.engine.dealer import Dealer
 from replayer.engine.follow import Follower, open_follower
+from replayer.engine.local_workers import LocalWorkers
 from replayer.engine.master import RunConfig, RunResult, Stream, run_stream
 from replayer.engine.ramp import RampMonitor
 from replayer.engine.rewrite import Request
@@ -117,33 +117,43 @@ def _stream(opts: Options, src: Input, dealer: Dealer) -> Stream:
     return Stream(items=items, planned=planned, fraction=fraction)
 
 
-def run(opts: Options, src: Input, log, *, progress: Callable[[dict], None] | None = None,
-        stop_requested: Callable[[], bool] | None = None) -> Run:
-    """Replay the range (twice against --baseline first, to learn noise); raises ``RunError``."""
+def run(opts: Options, src: Input, log, *, workdir: str,
+        progress: Callable[[dict], None] | None = None,
+        stop_requested: Callable[[], bool] | None = None,
+        prestarted: tuple[LocalWorkers, int] | None = None) -> Run:
+    """Replay the range (twice against --baseline first, to learn noise); raises ``RunError``.
+    ``prestarted``: local workers already started for a master on that port (the first run
+    takes them)."""
     monitor = None
     if opts.ramp is not None:
         monitor = RampMonitor(opts.ramp, opts.objectives, log=log.info)
         log.info("replay.ramp", rates=list(opts.ramp.rates), step_s=opts.ramp.step_s,
                  slo=opts.slo, planned=opts.ramp.total, judge_after_s=round(monitor.grace, 2))
-    with tempfile.TemporaryDirectory(prefix="rewind-replay-") as work:
-        cfg = RunConfig(target=opts.target, workdir=work, workers=opts.workers,
-                        ignore=opts.ignore, timeout=opts.timeout, duration=opts.duration,
-                        timed=opts.mode != "max" or opts.follow,
-                        progress_every=opts.progress_every, ramp=opts.ramp,
-                        monitor=monitor.tick if monitor else None, follow=opts.follow,
-                        external=opts.external, bind_host=opts.bind_host,
-                        bind_port=opts.bind_port, connect_timeout=opts.connect_timeout,
-                        stop_requested=stop_requested, log=log.info)
-        started = datetime.now(UTC).isoformat(timespec="seconds")
-        noise = None
-        if opts.baseline:
-            def baseline_run(target: str, n: int) -> Noise | None:
-                d = _dealer(opts)
-                return run_stream(_stream(opts, src, d), replace(
-                    cfg, target=target, baseline_pass=n, monitor=None),
-                    progress=progress).noise
-            noise = learn_from_baseline(opts.baseline, baseline_run, log.info)
-            cfg.noise = noise.paths
-        dealer = _dealer(opts)
-        out = run_stream(_stream(opts, src, dealer), cfg, progress=progress)
+    early = [prestarted] if prestarted else []
+
+    def first(cfg: RunConfig) -> RunConfig:  # the prestarted workers go to the first run
+        if not early:
+            return cfg
+        workers, port = early.pop()
+        return replace(cfg, prestarted=workers, bind_port=port)
+    cfg = RunConfig(target=opts.target, workdir=workdir, workers=opts.workers,
+                    ignore=opts.ignore, timeout=opts.timeout, duration=opts.duration,
+                    timed=opts.mode != "max" or opts.follow,
+                    progress_every=opts.progress_every, ramp=opts.ramp,
+                    monitor=monitor.tick if monitor else None, follow=opts.follow,
+                    external=opts.external, bind_host=opts.bind_host,
+                    bind_port=opts.bind_port, connect_timeout=opts.connect_timeout,
+                    stop_requested=stop_requested, log=log.info)
+    started = datetime.now(UTC).isoformat(timespec="seconds")
+    noise = None
+    if opts.baseline:
+        def baseline_run(target: str, n: int) -> Noise | None:
+            d = _dealer(opts)
+            return run_stream(_stream(opts, src, d), first(replace(
+                cfg, target=target, baseline_pass=n, monitor=None)),
+                progress=progress).noise
+        noise = learn_from_baseline(opts.baseline, baseline_run, log.info)
+        cfg.noise = noise.paths
+    dealer = _dealer(opts)
+    out = run_stream(_stream(opts, src, dealer), first(cfg), progress=progress)
     return Run(out=out, started=started, dealer=dealer, noise=noise, monitor=monitor)
