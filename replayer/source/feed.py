@@ -9,8 +9,8 @@ is still there, the archive where it was trimmed). ``window`` is a ``replayer.so
 ``Feed.records()`` streams the window's records in capture order (``ts_ns``, then conn and seq),
 each time it is called (a ``--loop`` reads the range again for each iteration): memory holds
 what the reader holds (a page, the reorder window) plus ``REORDER_NS`` of records re-sorted by
-(ts_ns, conn, seq), never the range. ``Feed.fraction()`` is how much of the window the last
-read covered (capture time reached / the window's span), when the window has an end.
+(ts_ns, conn, seq), never the range. ``Feed.fraction()`` is how much of the range the current read
+has covered, for the progress line's ETA.
 Every problem is a ``FeedError`` whose message says what to change; Redis that cannot be reached
 or read is its subclass ``SourceUnreachable``.
 """
@@ -53,6 +53,8 @@ class Feed:
         self.first_ts_ns: int | None = None
         self.reached_ts_ns: int | None = None
         self.late = 0  # records let out after one captured later (more than REORDER_NS apart)
+        self._end_ns: int | None = None  # the range's last capture time, from the spans
+        self._looked = False
 
     def records(self) -> Iterator[Record]:
         """The window's records in capture order, streamed (raises ``FeedError``)."""
@@ -85,7 +87,19 @@ class Feed:
         return r
 
     def fraction(self) -> float | None:
-        end = self.window.end_ns
+        """How much of the window the current read has covered (0-1; None: unknown): bytes of
+        an exported file, else capture time reached in a window with an end (``--to``) or up
+        to the last record of the archive or stream (their spans, looked up once)."""
+        if self.src.kind == "file":
+            return self.src.backend.fraction()
+        if self._end_ns is None and self.window.end_ns is None and not self._looked:
+            self._looked = True
+            try:
+                ends = [s.last_ts_ns for s in self.src.span() if s.last_ts_ns]
+            except Exception:  # noqa: BLE001 - only an ETA is at stake; the read goes on
+                ends = []
+            self._end_ns = max(ends) if ends else None
+        end = self.window.end_ns or self._end_ns
         if end is None or self.first_ts_ns is None or end <= self.first_ts_ns:
             return None
         return (self.reached_ts_ns - self.first_ts_ns) / (end - self.first_ts_ns)

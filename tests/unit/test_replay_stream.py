@@ -113,3 +113,25 @@ def test_a_long_run_keeps_a_bounded_series():
     assert len(totals.series) <= 100 and totals.bucket_s == 128
     assert sum(s.count for s in totals.series.values()) == 10_000 == totals.sent
     assert sum(totals.due.values()) == 10_000
+
+
+def test_progress_has_an_eta_for_a_finite_range(tmp_path):
+    """The progress line's ETA comes from the planned count when it is known, else from how much
+    of an exported file was read (its bytes, compressed or not)."""
+    from replayer.engine.progress import Progress
+    from replayer.source.feed import Feed
+    from tests.support.replay import write_jsonl
+
+    totals = Totals()
+    totals.finished = 250
+    lines = []
+    p = Progress(None, lambda: 1000, lambda: None, lines.append)
+    assert p.snapshot(totals, 10.0, 5.0)["eta_s"] == 30.0  # a quarter in 10 s: 30 s to go
+    feed = Feed(str(write_jsonl(tmp_path / "r.jsonl", traffic(conns=3, total=4000, rate=100))))
+    read = iter(feed.records())
+    for _ in range(1000):  # the file is read ~2 s of capture time ahead (the reorder window)
+        next(read)
+    share = feed.fraction()
+    assert 0.25 < share < 0.35
+    p = Progress(None, lambda: None, feed.fraction, lines.append)
+    assert p.snapshot(totals, 10.0, 5.0)["eta_s"] == round(10.0 * (1 - share) / share, 1)
