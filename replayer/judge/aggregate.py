@@ -44,7 +44,7 @@ class Aggregator:
         key = (r.endpoint, int(r.sent) if r.sent > 0 else 0)
         cell = self.cells.get(key)
         if cell is None:
-            cell = self.cells[key] = Summary(len(self.bounds) + 1 if self.bounds else 0)
+            cell = self.cells[key] = Summary(len(self.bounds) + 1 if self.bounds else 0, raw=True)
         cell.add(r, self.bounds, self.timed)
         sec = int(r.due) if r.due > 0 else 0
         self.due[sec] = self.due.get(sec, 0) + 1
@@ -52,7 +52,7 @@ class Aggregator:
             i = self.step_of(r.due)
             st = self.steps.get(i)
             if st is None:
-                st = self.steps[i] = Summary()
+                st = self.steps[i] = Summary(raw=True)
             st.add(r, (), self.timed)
         self.finished += 1
 

@@ -45,11 +45,13 @@ class Summary:
     __slots__ = (*_COUNTS, *_SKETCHES, "first_sent", "last_sent", "last_end", "status",
                  "error_kinds", "diff_paths", "buckets", "latency_sum", "examples")
 
-    def __init__(self, nbuckets: int = 0) -> None:
+    def __init__(self, nbuckets: int = 0, *, raw: bool = False) -> None:
+        """``raw``: a worker's, for ``add`` (``sketch.Raw``); else the master's, for ``merge``
+        and percentiles (DDSketches)."""
         for name in _COUNTS:
             setattr(self, name, 0)
         for name in _SKETCHES:
-            setattr(self, name, sketch.new())
+            setattr(self, name, sketch.Raw() if raw else sketch.new())
         self.first_sent = self.last_sent = self.last_end = None
         self.status: dict[str, int] = {}
         self.error_kinds: dict[str, int] = {}
