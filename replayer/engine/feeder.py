@@ -13,7 +13,9 @@ master nor a worker ever holds more than the look-ahead:
 A step that may not go yet waits (the feeder sleeps ``POLL_S`` and looks again); batches go out
 when ``BATCH`` steps are gathered for a worker, before the feeder waits, and when the source
 pauses (a ``None`` item: the live stream had nothing more for now). ``stop()`` ends the run's
-dealing (the master's stop, --duration in max mode).
+dealing (the master's stop), and so does ``time_limit`` (``--duration``): a step dealt after it
+could not be sent any more, so a run whose workers fell behind its schedule does not go on
+reading and dealing steps that would all be counted unsent.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from replayer.engine.plan import Step
 __all__ = ["BATCH", "CREDIT", "LOOKAHEAD_S", "Feeder"]
 
 LOOKAHEAD_S = 3.0  # timed modes: how far ahead of its due time a step is sent
-CREDIT = 4000  # steps a worker may hold, dealt and not finished (every mode)
+CREDIT = 10_000  # steps a worker may hold, dealt and not finished (every mode)
 BATCH = 200  # steps per message at most
 POLL_S = 0.01
 YIELD_EVERY_S = 0.02  # dealing yields to the master's other greenlets at least this often
@@ -43,7 +45,7 @@ class Feeder:
         self.timed = timed
         self.lookahead_s = lookahead_s
         self.credit = credit
-        self.time_limit = time_limit  # s after t0: nothing more is dealt (max mode --duration)
+        self.time_limit = time_limit  # s after t0: nothing more is dealt (--duration)
         self.clock = clock
         self.dealt = [0] * workers
         self.finished = [0] * workers

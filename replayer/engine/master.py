@@ -192,7 +192,7 @@ class Master:
         t0_mono = time.monotonic() + (t0 - time.time())
         self.feeder = feeder = Feeder(
             self.stream.items(t0), self._send, self.n, t0=t0_mono, timed=cfg.timed,
-            time_limit=cfg.duration if not cfg.timed else None, clock=GEVENT_CLOCK)
+            time_limit=cfg.duration, clock=GEVENT_CLOCK)
         feeding = gevent.spawn(feeder.run)
         deadline = None
         stopped = ended = False

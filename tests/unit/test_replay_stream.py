@@ -153,3 +153,15 @@ def test_a_workers_raw_counts_are_the_ddsketch_of_the_same_values():
     assert got.count == want.count and got._sum == pytest.approx(want._sum)
     for p in (0.1, 1, 50, 90, 99, 99.9, 100):
         assert sketch.quantile(got, p) == sketch.quantile(want, p)
+
+
+def test_feeder_deals_nothing_after_the_duration():
+    """--duration 1 s, rps mode: once the clock passes t0 + 1 s nothing more is dealt (it could
+    not be sent), even though the range holds steps due later and the look-ahead is 1 s."""
+    clock = SimClock()
+    _, items = _deal(traffic(conns=10, total=1000, rate=100), Schedule("rps", rate=100))
+    got: list = []
+    feeder = Feeder(items, lambda w, steps: got.extend(steps), 2, t0=0.0, timed=True,
+                    lookahead_s=1.0, time_limit=1.0, clock=clock)
+    clock.run(feeder.run)
+    assert feeder.done and max(s.due for s in got) <= 2.0 and len(got) < 250
