@@ -32,7 +32,14 @@ from replayer.engine.ramp import Ramp
 from replayer.engine.rewrite import Request, Rules
 from sidecar.contract.record import Record
 
-__all__ = ["Dealer", "build_plan"]
+__all__ = ["FORGET_AFTER", "Dealer", "build_plan"]
+
+# A connection not seen for this many dealt steps is forgotten (its next request, if any, is
+# dealt afresh): the master's memory stays bounded over days of --follow or a range of many
+# short connections. Order holds across it as long as the connection's earlier steps were
+# finished by then (a worker holds at most feeder.CREDIT unfinished steps).
+FORGET_AFTER = 500_000
+_SWEEP_EVERY = 100_000
 
 
 class Dealer:
@@ -46,6 +53,10 @@ class Dealer:
         self.due_limit = due_limit  # nothing due at or after this is dealt (--duration)
         self.on_record = on_record  # correlation hook: records in capture order, first pass
         self.worker_of: dict[str, int] = {}
+        self.last_seen: dict[str, int] = {}  # connection -> dealt steps when it was last seen
+        self.dealt = 0  # steps dealt, every pass
+        self.forgotten = 0  # connections forgotten (FORGET_AFTER)
+        self.connections_seen = 0
         self.load = [0] * workers  # steps dealt to each worker
         self.records = 0  # records read (first pass)
         self.skipped: Counter = Counter()  # reason -> records not sent (first pass)
@@ -66,7 +77,7 @@ class Dealer:
 
     @property
     def connections(self) -> int:
-        return len(self.worker_of)
+        return self.connections_seen
 
     def deal(self, r: Record, due: float | None = None) -> tuple[int, Step] | None:
         """The worker and step of record ``r`` (None: filtered out); ``due`` given: follow."""
@@ -96,10 +107,23 @@ class Dealer:
         w = self.worker_of.get(r.conn)
         if w is None:
             w = self.worker_of[r.conn] = min(range(len(self.load)), key=self.load.__getitem__)
+            if first:
+                self.connections_seen += 1
         self.load[w] += 1
+        self.dealt += 1
+        self.last_seen[r.conn] = self.dealt
+        if self.dealt % _SWEEP_EVERY == 0:
+            self._forget()
         step = make_step(k, r, req, due)
         step.iteration = self.iteration
         return w, step
+
+    def _forget(self) -> None:
+        old = [c for c, n in self.last_seen.items() if n <= self.dealt - FORGET_AFTER]
+        for c in old:
+            del self.last_seen[c]
+            del self.worker_of[c]
+        self.forgotten += len(old)
 
     def _due(self, r: Record, k: int) -> float:
         sch, i = self.schedule, self.iteration

@@ -21,9 +21,11 @@ from replayer.judge import sketch
 from replayer.judge.result import Result
 from replayer.judge.summary import Summary
 
-__all__ = ["MAX_BUCKETS", "Aggregator", "Totals"]
+__all__ = ["MAX_BUCKETS", "MAX_ENDPOINTS", "OTHER_ENDPOINTS", "Aggregator", "Totals"]
 
 MAX_BUCKETS = 500
+MAX_ENDPOINTS = 1000  # endpoints kept apart; the rest are merged under OTHER_ENDPOINTS
+OTHER_ENDPOINTS = "(other endpoints)"
 
 
 class Aggregator:
@@ -92,6 +94,8 @@ class Totals:
         cells = []
         self.finished += data["finished"]
         for ep, sec, wire in data["cells"]:
+            if ep not in self.endpoints and len(self.endpoints) >= MAX_ENDPOINTS:
+                ep = OTHER_ENDPOINTS  # counted, in one row: the table stays bounded
             s = Summary.from_wire(wire)
             cells.append((ep, s))
             self.sent += s.count

@@ -33,7 +33,8 @@ def judge(opts: Options, src: Input, run: Run, log) -> tuple[dict, ReplayExit]:
         summary["run"]["duration"] = None
     summary["plan"] = {"records": dealer.records, "steps": dealer.planned or dealer.steps,
                        "dealt": dealer.steps, "unsent": run.out.unsent,
-                       "connections": dealer.connections, "skipped": dict(dealer.skipped),
+                       "connections": dealer.connections, "connections_forgotten": dealer.forgotten,
+                       "skipped": dict(dealer.skipped),
                        "span_s": round(dealer.span, 3), "passes_completed": dealer.iteration}
     if src.feed is not None and src.feed.late:
         summary["plan"]["out_of_capture_order"] = src.feed.late

@@ -165,3 +165,23 @@ def test_feeder_deals_nothing_after_the_duration():
                     lookahead_s=1.0, time_limit=1.0, clock=clock)
     clock.run(feeder.run)
     assert feeder.done and max(s.due for s in got) <= 2.0 and len(got) < 250
+
+
+def test_the_dealer_forgets_connections_long_unseen(monkeypatch):
+    """Over many short connections the dealer's table of connections stays bounded: one unseen
+    for FORGET_AFTER steps is forgotten (and counted); every step is still dealt once, and a
+    connection keeps its worker while it is seen."""
+    import replayer.engine.dealer as dealer_mod
+
+    monkeypatch.setattr(dealer_mod, "FORGET_AFTER", 50)
+    monkeypatch.setattr(dealer_mod, "_SWEEP_EVERY", 10)
+    records = [r for k in range(100) for r in traffic(conns=1, total=5, rate=100, seed=k)]
+    for k, r in enumerate(records):  # 100 connections of 5 requests, one after the other
+        r.conn, r.ts_ns = f"c{k // 5}", 1_700_000_000_000_000_000 + k * 10_000_000
+    dealer, items = _deal(records, Schedule("max"))
+    steps = list(items)
+    assert len(steps) == 500 and len(dealer.worker_of) <= 60 and dealer.forgotten >= 40
+    owner = {}
+    for w, s in steps:
+        assert owner.setdefault(s.conn, w) == w
+    assert dealer.connections == 100
