@@ -11,19 +11,19 @@ The master merges every shipment into ``Totals``: a ``Summary`` per endpoint, a 
 holds more than ``MAX_BUCKETS``, neighbours are merged pairwise (buckets of 2 s, 4 s, ...), so a
 three-hour soak keeps at most ``MAX_BUCKETS`` buckets (338 of 32 s) and the master's memory does
 not grow with the run's length, only with the number of endpoints (capped tables, see
-``Summary``). A bucket's Summary is some 40 KB (four sketches of a few hundred bins): the series
-costs at most ~20 MB.
+``Summary``). A bucket keeps the latency and lag sketches only (``SERIES_SKETCHES``, some 20 KB
+each on the master): the series costs at most ~15 MB, reached after ``MAX_BUCKETS`` seconds.
 """
 
 from __future__ import annotations
 
 from replayer.judge import sketch
 from replayer.judge.result import Result
-from replayer.judge.summary import Summary
+from replayer.judge.summary import SERIES_SKETCHES, Summary
 
 __all__ = ["MAX_BUCKETS", "MAX_ENDPOINTS", "OTHER_ENDPOINTS", "Aggregator", "Totals"]
 
-MAX_BUCKETS = 500
+MAX_BUCKETS = 360
 MAX_ENDPOINTS = 1000  # endpoints kept apart; the rest are merged under OTHER_ENDPOINTS
 OTHER_ENDPOINTS = "(other endpoints)"
 
@@ -102,7 +102,7 @@ class Totals:
             self.errors += s.errors
             self.recent_lag.merge(s.lag)
             self._into(self.endpoints, ep, s)
-            self._into(self.series, sec // self.bucket_s, s)
+            self._into(self.series, sec // self.bucket_s, s, SERIES_SKETCHES)
         for sec, n in data["due"]:
             b = sec // self.bucket_s
             self.due[b] = self.due.get(b, 0) + n
@@ -115,20 +115,23 @@ class Totals:
     def add_summary(self, endpoint: str, sec: int, s: Summary) -> None:
         """Merge one summary directly (tests, folding a list of results)."""
         self._into(self.endpoints, endpoint, s)
-        self._into(self.series, sec // self.bucket_s, s)
+        self._into(self.series, sec // self.bucket_s, s, SERIES_SKETCHES)
 
     @staticmethod
-    def _into(table: dict, key, s: Summary) -> None:
+    def _into(table: dict, key, s: Summary, sketches=None) -> None:
         mine = table.get(key)
         if mine is None:  # a new one: ``s`` may go into several tables
             mine = table[key] = Summary()
-        mine.merge(s)
+        if sketches is None:
+            mine.merge(s)
+        else:
+            mine.merge(s, sketches)
 
     def _coarsen(self) -> None:
         series, due = self.series, self.due
         self.series, self.due = {}, {}
         for b, s in series.items():
-            self._into(self.series, b // 2, s)
+            self._into(self.series, b // 2, s, SERIES_SKETCHES)
         for b, n in due.items():
             self.due[b // 2] = self.due.get(b // 2, 0) + n
         self.bucket_s *= 2

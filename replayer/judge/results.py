@@ -14,7 +14,7 @@ from collections import Counter
 
 from replayer.judge import sketch
 from replayer.judge.aggregate import Totals
-from replayer.judge.summary import OTHER, Summary
+from replayer.judge.summary import OTHER, SERIES_SKETCHES, Summary
 
 __all__ = ["percentiles", "summarize"]
 
@@ -105,7 +105,7 @@ def _series(totals: Totals, timed: bool) -> dict:
     count = last // factor + 1
     groups = [Summary() for _ in range(count)]
     for b, s in totals.series.items():
-        groups[b // factor].merge(s)
+        groups[b // factor].merge(s, SERIES_SKETCHES)
     due = [0] * count
     for b, d in totals.due.items():
         if 0 <= b // factor < count:

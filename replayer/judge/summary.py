@@ -20,7 +20,7 @@ from bisect import bisect_left
 from replayer.judge import sketch
 from replayer.judge.result import Result
 
-__all__ = ["EXAMPLES", "MAX_KINDS", "MAX_PATHS", "OTHER", "Summary"]
+__all__ = ["EXAMPLES", "MAX_KINDS", "MAX_PATHS", "OTHER", "SERIES_SKETCHES", "Summary"]
 
 EXAMPLES = 5  # mismatch examples kept per summary (the first ones)
 MAX_KINDS = 50  # distinct error texts kept; more are counted under OTHER
@@ -30,6 +30,7 @@ OTHER = "(other)"
 _COUNTS = ("count", "errors", "transport_errors", "http_5xx", "answered", "status_mismatches",
            "compared", "body_mismatches", "waited")
 _SKETCHES = ("latency", "lag", "sched", "client")
+SERIES_SKETCHES = ("latency", "lag")  # what a time series bucket keeps
 
 
 def _bump(table: dict, key: str, n: int, cap: int) -> None:
@@ -106,10 +107,12 @@ class Summary:
             self.examples.append({"idx": r.idx, "iteration": r.iteration, "status": r.status,
                                   "status_ok": r.status_ok, "diffs": list(r.diffs)})
 
-    def merge(self, o: Summary) -> None:
+    def merge(self, o: Summary, sketches: tuple[str, ...] = _SKETCHES) -> None:
+        """Add ``o`` into this one; only the named ``sketches`` (a time series' buckets keep
+        latency and lag: each sketch is some 20 KB on the master)."""
         for name in _COUNTS:
             setattr(self, name, getattr(self, name) + getattr(o, name))
-        for name in _SKETCHES:
+        for name in sketches:
             getattr(self, name).merge(getattr(o, name))
         if o.first_sent is not None:
             self.first_sent = o.first_sent if self.first_sent is None else min(self.first_sent,
