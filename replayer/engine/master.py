@@ -229,6 +229,8 @@ class Master:
                                "workers done")
             if elapsed >= 0:
                 self.progress.tick(self.out.totals, elapsed, now, cfg.progress_every)
+            if cfg.live_metrics is not None:  # live-metrics hook: requests sent, of how many
+                cfg.live_metrics.progress(self.out.totals.sent, self.stream.planned())
 
     def _send(self, w: int, steps: list[Step]) -> None:
         wire.send_steps(self.runner, self.ids[w], steps)
