@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help host venv lock wheelhouse tools test test-unit test-integration test-bpf chart-test demo bench bench-capture bench-archive bench-replay bench-redact bench-sidecar bench-capture-tls lint clean \
+.PHONY: help host venv lock wheelhouse tools test test-unit test-integration test-bpf chart-test demo bench bench-capture bench-archive bench-replay bench-replay-scale bench-redact bench-sidecar bench-capture-tls lint clean \
 	images images-lint jenkins-lint
 
 help:
@@ -15,6 +15,7 @@ help:
 	@echo "make bench-capture   throughput with and without capture, loss, sidecar CPU (table + JSON)"
 	@echo "make bench-archive   records/s archived, compression ratio, range read-back speed (table + JSON)"
 	@echo "make bench-replay    replay requests/s per worker (max), schedule lag (recorded) vs plain Locust"
+	@echo "make bench-replay-scale  peak RSS, requests/s, first request at 100k/1M/5M-request ranges; 10-min soak slope"
 	@echo "make bench-capture-tls  nginx HTTPS without vs with rewind-capture --tls (table + JSON)"
 	@echo "make bench-sidecar   CPU per request of the sidecar's userspace, no kernel (table + JSON)"
 	@echo "make bench-redact    CPU per record of the redaction policy, for a few policies (table + JSON)"
@@ -125,6 +126,10 @@ bench-archive: host venv
 
 bench-replay: host venv
 	$(PY) ci/bench/replay.py --out bench-results/replay.json
+
+# not in `make bench`: it generates up to 5M-request ranges (kept in bench-results/) and runs ~40 min
+bench-replay-scale: host venv
+	$(PY) ci/bench/replay_scale.py --out bench-results/replay-scale.json
 
 bench-sidecar: venv
 	$(PY) ci/bench/sidecar_cpu.py --out bench-results/sidecar.json

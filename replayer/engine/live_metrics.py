@@ -1,7 +1,6 @@
 """Prometheus metrics the master serves while a replay runs: ``LiveMetrics(registry)``.
 
-The master feeds it once per batch of results it receives (today one call per result, from
-``feed_results``; with aggregated results, once per summary a worker sends)::
+The master feeds it once per summary cell a worker sends (one endpoint, one time bucket)::
 
     live.add("GET /items/:id", requests=120, errors=2, bucket_counts=[...], latency_sum=1.9,
              lag_seconds=0.004)
@@ -33,7 +32,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.utils import floatToGoString
 
-__all__ = ["LATENCY_BUCKETS", "LiveMetrics", "bucket_counts_of", "feed_results", "serve", "served"]
+__all__ = ["LATENCY_BUCKETS", "LiveMetrics", "bucket_counts_of", "serve", "served"]
 
 # seconds; 1 ms .. 30 s, about 2-2.5x apart: an HTTP API's p50 and p99 fall between two bounds
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
@@ -121,20 +120,6 @@ class LiveMetrics:
                                      "Requests the run will send (absent when open-ended)",
                                      registry=self.registry)
             self.planned.set(planned)
-
-
-def feed_results(live: LiveMetrics | None, results: list, sent: int,
-                 planned: int | None) -> None:
-    """Today's engine: one ``add`` per result (``replayer.judge.result.Result``) just received,
-    then the progress. Nothing when metrics are off (``live`` None)."""
-    if live is None:
-        return
-    for r in results:
-        latency = r.latency_ms / 1000
-        live.add(r.endpoint, requests=1, errors=int(r.failed),
-                 bucket_counts=bucket_counts_of((latency,)), latency_sum=latency,
-                 lag_seconds=r.lag_ms / 1000)
-    live.progress(sent, planned)
 
 
 def serve(registry: CollectorRegistry, port: int, addr: str):

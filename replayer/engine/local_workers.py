@@ -3,7 +3,9 @@
 Each runs ``python -m replayer.engine.worker`` in its own session (a Ctrl-C at the terminal
 reaches the master only, which then ends the run in order: the workers finish and send their
 results), with its output in ``WORKDIR/worker-N.log``; a worker that exits early is a
-``RunError`` carrying the end of its log.
+``RunError`` carrying the end of its log. ``rewind-replay`` starts them first thing, before its
+own imports (``replayer.replay.cli``): a worker's start-up (Python, gevent, Locust) is most of
+the time to the first request, and the two overlap.
 """
 
 from __future__ import annotations
@@ -47,6 +49,13 @@ class LocalWorkers:
             try:
                 p.wait(timeout)
             except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+    def stop(self) -> None:
+        """Kill every worker still running (the run they were started for never began)."""
+        for p in self.procs:
+            if p.poll() is None:
                 p.kill()
                 p.wait()
 

@@ -1,10 +1,8 @@
-"""The replay plan: records -> filtered, rewritten, scheduled steps, split between workers.
-
-``build_plan(records, rules, schedule, workers)`` returns a ``Plan``: one list of ``Step``s per
-worker. A step is one request with the time it is due (seconds after the start) and what the
-recording answered. Every captured connection goes to exactly one worker, whole and in order,
-so no request is sent twice or skipped; connections are dealt largest first to the least
-loaded worker, which balances requests and is the same on every run.
+"""The replay's steps: a ``Step`` is one request with the time it is due and what the recording
+answered; ``make_step`` builds one from a record after the rules, ``endpoint_name`` names its
+endpoint. A run deals steps as it reads the range (``replayer.engine.dealer.Dealer``): every
+captured connection goes to exactly one worker, whole and in order, so no request is sent twice
+or skipped. ``build_plan`` collects one pass of a list of records per worker (tests, tools).
 
 Schedules (``Schedule.mode``):
   recorded  due = (capture time - first capture time) / speed
@@ -14,15 +12,13 @@ Schedules (``Schedule.mode``):
 
 from __future__ import annotations
 
-import heapq
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from replayer.engine.rewrite import Request, Rules
+from replayer.engine.rewrite import Request
 from sidecar.contract.record import Record
 
-__all__ = ["Plan", "Schedule", "Step", "build_plan", "endpoint_name", "make_step"]
+__all__ = ["Plan", "Schedule", "Step", "endpoint_name", "make_step"]
 
 _ID_SEGMENT = re.compile(r"^(\d+|[0-9a-fA-F-]{16,}|.*\d.*)$")
 
@@ -48,6 +44,7 @@ class Step:
     rec_body: bytes
     rec_body_ok: bool  # False when the recorded response body was cut: do not compare it
     version: str = "1.1"  # HTTP version of the request line, as recorded ("1.0" or "1.1")
+    iteration: int = 0  # loop iteration (0 unless --loop or ramp); due already includes it
 
 
 @dataclass(slots=True)
@@ -65,11 +62,20 @@ class Plan:
         return sum(len({s.conn for s in shard}) for shard in self.shards)
 
 
+_FOLDED: dict[str, str] = {}  # path -> folded path, a cache (cleared when it holds _CACHE_MAX)
+_CACHE_MAX = 50_000
+
+
 def endpoint_name(method: str, target: str) -> str:
     """``GET /users/u42/reactions?x=1`` -> ``GET /users/:id/reactions``: ids folded, query cut."""
     path = target.split("?", 1)[0]
-    parts = [":id" if p and _ID_SEGMENT.match(p) else p for p in path.split("/")]
-    return f"{method} {'/'.join(parts) or '/'}"
+    folded = _FOLDED.get(path)
+    if folded is None:
+        if len(_FOLDED) >= _CACHE_MAX:
+            _FOLDED.clear()
+        parts = [":id" if p and _ID_SEGMENT.match(p) else p for p in path.split("/")]
+        folded = _FOLDED[path] = "/".join(parts) or "/"
+    return f"{method} {folded}"
 
 
 def make_step(idx: int, r: Record, req: Request, due: float) -> Step:
@@ -79,45 +85,3 @@ def make_step(idx: int, r: Record, req: Request, due: float) -> Step:
                 headers=req.headers, body=req.body, endpoint=endpoint_name(req.method, req.target),
                 rec_status=r.status, rec_body=r.resp_body, rec_body_ok=not r.resp_truncated,
                 version=r.version)
-
-
-def build_plan(records: Iterable[Record], rules: Rules, schedule: Schedule, workers: int) -> Plan:
-    """Filter and rewrite ``records`` (capture order), schedule them, split them by connection."""
-    steps: list[Step] = []
-    skipped: dict[str, int] = {}
-    first_ns = None
-    for r in records:
-        req = rules.apply(r)
-        if not isinstance(req, Request):
-            skipped[req] = skipped.get(req, 0) + 1
-            continue
-        if first_ns is None:
-            first_ns = r.ts_ns
-        k = len(steps)
-        if schedule.mode == "recorded":
-            due = (r.ts_ns - first_ns) / 1e9 / schedule.speed
-        elif schedule.mode == "rps":
-            due = k / schedule.rate
-        else:
-            due = 0.0
-        steps.append(make_step(k, r, req, due))
-    span = 0.0
-    if steps:
-        last = steps[-1].due
-        span = last + (last / (len(steps) - 1) if len(steps) > 1 else 1.0)
-    return Plan(_deal(steps, workers), skipped, span)
-
-
-def _deal(steps: list[Step], workers: int) -> list[list[Step]]:
-    by_conn: dict[str, list[Step]] = {}
-    for s in steps:
-        by_conn.setdefault(s.conn, []).append(s)
-    load = [(0, w) for w in range(workers)]
-    shards: list[list[Step]] = [[] for _ in range(workers)]
-    for conn in sorted(by_conn, key=lambda c: (-len(by_conn[c]), c)):
-        n, w = heapq.heappop(load)
-        shards[w].extend(by_conn[conn])
-        heapq.heappush(load, (n + len(by_conn[conn]), w))
-    for shard in shards:
-        shard.sort(key=lambda s: s.idx)
-    return shards

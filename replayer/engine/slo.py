@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from replayer.judge.result import nearest_rank
+from replayer.judge import sketch
 
 __all__ = ["Objective", "SloError", "check", "parse_slo"]
 
@@ -73,20 +73,20 @@ def parse_slo(text: str) -> list[Objective]:
     return out
 
 
-def measure(objectives: list[Objective], latencies_ms: list[float], errors: int,
+def measure(objectives: list[Objective], latencies_ms, errors: int,
             total: int) -> dict[str, float | None]:
-    """Each objective's metric over one set of requests (nearest-rank percentiles)."""
-    lat = sorted(latencies_ms)
+    """Each objective's metric over one set of requests; ``latencies_ms`` is a DDSketch
+    (``replayer.judge.sketch``: percentiles within its relative error)."""
     values: dict[str, float | None] = {}
     for o in objectives:
         if o.metric == "errors":
             values[o.metric] = errors / total if total else None
-        elif not lat:
+        elif latencies_ms.count == 0:
             values[o.metric] = None
         elif o.metric == "max":
-            values[o.metric] = lat[-1]
+            values[o.metric] = sketch.maximum(latencies_ms)
         else:
-            values[o.metric] = nearest_rank(lat, float(o.metric[1:]))
+            values[o.metric] = sketch.quantile(latencies_ms, float(o.metric[1:]))
     return values
 
 

@@ -1,12 +1,15 @@
-"""The Locust user that replays one worker's share: ``ReplayUser``.
+"""The Locust user of a replay worker: ``ReplayUser``.
 
-One ``ReplayUser`` runs on each worker. It reads the run's ``RunState`` from
-``self.environment.rewind`` (put there by ``replayer.engine.worker``), waits for the start,
-replays the share (``replayer.engine.pacing.replay_shard``; with ``--follow``, a
-``replayer.engine.live.LiveShard`` fed as steps arrive), ships the results to the master every
-0.2 s, says done and stops.
+One ``ReplayUser`` per worker takes the run (``environment.rewind``, a ``RunState``), waits for
+the start time, and replays the steps the master deals to this worker as they arrive
+(``replayer.engine.shard.Shard``: one greenlet and one keep-alive connection per captured
+connection). Each result is folded into the worker's ``Aggregator`` (per endpoint and second:
+counts, latency sketches, mismatches; ``replayer.judge.aggregate``), which is shipped to the
+master every ``SHIP_EVERY_S`` and forgotten; nothing is kept per request. When the master says
+no more steps will come (``rewind_end``) and every queue has drained, the last shipment and
+``rewind_done`` go out and the user stops.
 
-Why not FastHttpSession: it sends a dict of headers (no repeated names), adds
+The HTTP client is not FastHttpSession: it sends a dict of headers (no repeated names), adds
 ``Accept-Encoding``, keeps cookies and follows redirects; a replay must send the recorded
 headers and nothing else. geventhttpclient's ``HTTPClient`` itself cost more Python per request
 than the syscalls did; ``replayer.engine.http1`` builds each request's bytes once (with that
@@ -16,26 +19,29 @@ client's own builder) and reads answers with httptools. Requests are still repor
 
 from __future__ import annotations
 
+import os
 import time
 
 import gevent
 from locust import User, constant, task
 from locust.exception import StopUser
 
+from replayer.engine.live_metrics import LATENCY_BUCKETS  # the live histogram's bounds
 from replayer.engine.http1 import Connection
-from replayer.engine.live import LiveShard
-from replayer.engine.pacing import replay_shard
+from replayer.engine.shard import Shard
 from replayer.engine.state import RunState
-from replayer.engine.wire import MSG_DONE, MSG_RESULTS, Settings
+from replayer.engine.wire import MSG_DONE, MSG_SUMMARY, Settings
+from replayer.judge.aggregate import Aggregator
 from replayer.judge.compare import Comparer
+from replayer.judge.noise import BaselineSpill
 
-__all__ = ["ReplayUser"]
+__all__ = ["SHIP_EVERY_S", "ReplayUser"]
 
-SHIP_EVERY_S = 0.2  # small batches: serializing a big one stalls the pacing for ms
+SHIP_EVERY_S = 0.25  # a shipment is small (summaries), and its "finished" count is the credits
 
 
 class ReplayUser(User):
-    """Replays this worker's share once (or in a loop), then reports done and stops."""
+    """Replays what the master deals to this worker, then reports done and stops."""
 
     wait_time = constant(0)
 
@@ -49,17 +55,34 @@ class ReplayUser(User):
         state.started.wait()
         cfg = state.settings
         t0 = time.monotonic() + (state.t0_wall - time.time())
-        out: list = []
-        comparer = Comparer(cfg.ignore, cfg.noise, cfg.keep_bodies)
-        fire = self.environment.events.request.fire
-        shipper = gevent.spawn(_ship, runner, out)
-        if cfg.follow:
-            crashed = _follow(state, t0, out, comparer, fire)
-        else:
-            crashed = _replay(state, t0, out, comparer, fire)
+        agg = Aggregator(timed=cfg.timed, bounds=LATENCY_BUCKETS,
+                         step_of=cfg.ramp.step_of if cfg.ramp is not None else None)
+        spill = None
+        sink = agg.add
+        if cfg.baseline_pass:
+            spill = BaselineSpill(cfg.spill_dir or os.getcwd(), state.worker, cfg.baseline_pass)
+
+            def sink(r, _add=agg.add, _spill=spill.add):
+                _add(r)
+                _spill(r)
+        comparer = Comparer(cfg.ignore, cfg.noise, keep_bodies=cfg.baseline_pass > 0)
+        shard = Shard(_client_factory(cfg), t0, sink, worker=state.worker, comparer=comparer,
+                      fire=self.environment.events.request.fire, idle_s=cfg.idle_s,
+                      limit=state.limit, hooks=state.hooks)
+        pending, state.steps = state.steps, []
+        state.shard = shard  # no yield between these lines: nothing arrives in between
+        shard.add(pending)
+        shipped = [0]  # unsent steps already counted as finished in a shipment
+        shipper = gevent.spawn(_ship, runner, state.worker, agg, shard, spill, shipped)
+        state.ended.wait()
+        shard.end()
+        state.shard = None  # the run is over: its shard takes nothing more
         shipper.kill()
-        _ship_once(runner, out)
-        runner.send_message(MSG_DONE, {"worker": state.worker, "crashed": crashed})
+        _ship_once(runner, state.worker, agg, shard, spill, shipped)
+        if spill is not None:
+            spill.close()
+        runner.send_message(MSG_DONE, {"worker": state.worker, "crashed": shard.crashed,
+                                       "unsent": shard.unsent})
         state.finished = True
         raise StopUser()
 
@@ -68,33 +91,19 @@ def _client_factory(cfg: Settings):
     return lambda: Connection(cfg.target, cfg.timeout)
 
 
-def _replay(state: RunState, t0: float, out: list, comparer: Comparer, fire) -> list[str]:
-    cfg = state.settings
-    due_of = cfg.ramp.due_of(cfg.planned) if cfg.ramp is not None else None
-    return replay_shard(state.steps, _client_factory(cfg), t0, out, worker=state.worker,
-                        comparer=comparer, fire=fire, loop=cfg.loop, duration=cfg.duration,
-                        span=cfg.span, due_of=due_of, stop_at=lambda: state.stop_at)
+def _ship_once(runner, worker: int, agg: Aggregator, shard: Shard, spill,
+               shipped: list[int]) -> None:
+    data = agg.take()
+    data["finished"] += shard.unsent - shipped[0]  # credits: unsent steps are finished too
+    shipped[0] = shard.unsent
+    data["worker"] = worker
+    data["noise"] = spill.take() if spill is not None else None
+    if data["finished"] or data["cells"] or data["noise"]:
+        runner.send_message(MSG_SUMMARY, data)
 
 
-def _follow(state: RunState, t0: float, out: list, comparer: Comparer, fire) -> list[str]:
-    live = LiveShard(_client_factory(state.settings), t0, out, worker=state.worker,
-                     comparer=comparer, fire=fire, idle_s=state.settings.idle_s)
-    pending, state.steps = state.steps, []
-    state.live = live  # no yield between these lines: nothing arrives in between
-    live.add(pending)
-    state.ended.wait()
-    live.end()
-    return live.crashed
-
-
-def _ship_once(runner, out: list) -> None:
-    if out:
-        batch = out[:]
-        del out[:len(batch)]
-        runner.send_message(MSG_RESULTS, batch)
-
-
-def _ship(runner, out: list) -> None:
+def _ship(runner, worker: int, agg: Aggregator, shard: Shard, spill,
+          shipped: list[int]) -> None:
     while True:
         gevent.sleep(SHIP_EVERY_S)
-        _ship_once(runner, out)
+        _ship_once(runner, worker, agg, shard, spill, shipped)

@@ -3,8 +3,8 @@
 The master (``rewind-replay``) starts these itself (``--workers N``, processes on its machine) or
 waits for N of them started elsewhere (``--external-workers N``: Pods of a Kubernetes Job). Either
 way a worker knows only where the master is; everything else arrives over Locust messages
-(``replayer.engine.wire``): its index and settings, its share of the plan in batches (or, with
-``--follow``, live batches as the master reads them), the start time, stop and end.
+(``replayer.engine.wire``): its index and settings, the start time, its share of the steps in
+batches as the master reads the range (or the live stream), stop and end.
 ``serve_worker`` answers them into the run's ``RunState`` (``environment.rewind``), which the
 ``ReplayUser`` reads. It replays, sends its results back, and exits when the master ends the run.
 """
@@ -70,14 +70,11 @@ def serve_worker(runner, state: RunState, log) -> None:
             state.settings = wire.settings_from_wire(data["settings"])
             state.worker = data["worker"]
             log.info("replay.worker.configured", worker=state.worker,
-                     target=state.settings.target, follow=state.settings.follow)
+                     target=state.settings.target)
         runner.send_message(wire.MSG_CONFIGURED, {"worker": state.worker})
 
     def on_steps(msg, **_kw) -> None:
         state.add_steps([wire.step_from_wire(v) for v in msg.data["steps"]])
-
-    def on_load_end(msg, **_kw) -> None:
-        runner.send_message(wire.MSG_LOADED, {"worker": state.worker, "count": len(state.steps)})
 
     def on_start(msg, **_kw) -> None:
         if state.t0_wall is None:  # repeated by the master; only the first one counts
@@ -92,7 +89,7 @@ def serve_worker(runner, state: RunState, log) -> None:
         state.ended.set()
 
     for name, fn in ((wire.MSG_CONFIG, on_config), (wire.MSG_STEPS, on_steps),
-                     (wire.MSG_LOAD_END, on_load_end), (wire.MSG_START, on_start),
+                     (wire.MSG_START, on_start),
                      (wire.MSG_STOP, on_stop), (wire.MSG_END, on_end)):
         runner.register_message(name, fn)
 

@@ -1,18 +1,16 @@
 """One replayed request's result, and the two rules every reader of results shares.
 
-A worker appends one ``Result`` per request it sent (``replayer.engine.pacing.send_step``) and
-ships them to the master (``replayer.engine.wire``); the report (``results``), the ramp's
-judge (``replayer.engine.ramp``), baseline noise (``noise``) and the progress lines read them by
-field name. ``is_error`` is what counts as an error and ``nearest_rank`` is the percentile, for
-every one of them.
+A worker makes one ``Result`` per request it sent (``replayer.engine.pacing.send_step``) and
+folds it at once into its summaries (``replayer.judge.summary``, ``aggregate``); baseline noise
+(``noise``) reads it too, by field name. ``is_error`` is what counts as an error, for every
+reader; percentiles come from ``replayer.judge.sketch``.
 """
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
-__all__ = ["Result", "is_error", "nearest_rank"]
+__all__ = ["Result", "is_error"]
 
 
 class Result(NamedTuple):
@@ -43,11 +41,3 @@ class Result(NamedTuple):
 def is_error(status: int, error: str | None) -> bool:
     """An error is a request with no answer (``error`` says why) or an answer of 500 or more."""
     return error is not None or status >= 500
-
-
-def nearest_rank(sorted_values: list[float], p: float) -> float | None:
-    """The nearest-rank ``p``-th percentile of an ascending list (None when it is empty): the
-    smallest value with at least ``p`` % of the values at or below it."""
-    if not sorted_values:
-        return None
-    return sorted_values[max(0, math.ceil(p / 100 * len(sorted_values)) - 1)]

@@ -1,14 +1,16 @@
 """``rewind-replay``: replay a captured range against a target with Locust, report, and judge.
 
 ``main`` runs the phases in order, each in its own function: ``options.parse`` (the flags,
-checked together), ``phases.read_source``, ``phases.make_plan``, ``phases.check_targets``,
-``phases.run``, ``judging.judge`` and ``judging.report``. A phase that cannot go on raises an
-error of its own type, and ``main`` turns the type into the exit code (``ReplayExit``).
+checked together), ``phases.read_source``, ``phases.check_targets``, ``phases.run``,
+``judging.judge`` and ``judging.report``. A phase that cannot go on raises an error of its own
+type, and ``main`` turns the type into the exit code (``ReplayExit``).
 """
 
 from __future__ import annotations
 
+import shutil
 import sys
+import tempfile
 
 from replayer.replay.options import Options, parse
 from sidecar.contract.exit_codes import ReplayExit
@@ -18,6 +20,35 @@ __all__ = ["main"]
 
 def main(argv: list[str] | None = None) -> int:
     opts = parse(argv)
+    workdir = tempfile.mkdtemp(prefix="rewind-replay-")
+    early = _prestart(opts, workdir)  # before the imports below: the two start-ups overlap
+    try:
+        return _main(opts, workdir, early)
+    finally:
+        if early is not None:
+            early[0].stop()  # still running only when the run never began
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _prestart(opts: Options, workdir: str):
+    """Start the local workers now, for a master on a port chosen now: (workers, port)."""
+    if opts.external:
+        return None
+    import socket
+
+    from replayer.engine.local_workers import LocalWorkers
+
+    port = opts.bind_port
+    if not port:
+        with socket.socket() as s:
+            s.bind((opts.bind_host, 0))
+            port = s.getsockname()[1]
+    workers = LocalWorkers(workdir)
+    workers.start(opts.workers, port)
+    return workers, port
+
+
+def _main(opts: Options, workdir: str, early) -> int:
     from gevent import monkey
 
     monkey.patch_all()  # before redis/ssl are imported: Locust runs on gevent
@@ -33,12 +64,11 @@ def main(argv: list[str] | None = None) -> int:
     log = structlog.get_logger("rewind.replay")
     try:
         src = phases.read_source(opts, log)
-        plan = phases.make_plan(opts, src)
         phases.check_targets(opts)
-        _log_plan(opts, src, plan, log)
+        _log_start(opts, src, log)
         progress = _progress_printer(log, opts.log_format)
         try:
-            run = phases.run(opts, plan, src, log, progress=progress,
+            run = phases.run(opts, src, log, workdir=workdir, prestarted=early, progress=progress,
                              stop_requested=_stop_on_signals(log))
         finally:
             if getattr(progress, "drew", False):
@@ -52,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     except RunError as exc:
         log.error("replay.failed", error=str(exc))
         return ReplayExit.RUN
-    summary, code = judging.judge(opts, plan, src, run, log)
+    summary, code = judging.judge(opts, src, run, log)
     judging.report(opts, summary, run, code, log)
     return code
 
@@ -62,14 +92,13 @@ def _fail(code: ReplayExit, exc: Exception) -> ReplayExit:
     return code
 
 
-def _log_plan(opts: Options, src, plan, log) -> None:
+def _log_start(opts: Options, src, log) -> None:
     if src.follower is not None:
         log.info("replay.follow", stream=opts.stream, after_id=src.follower.after_id,
                  workers=opts.workers, duration_s=opts.duration)
     else:
-        log.info("replay.plan", records=len(src.records), steps=plan.steps,
-                 connections=plan.connections, skipped=plan.skipped or None,
-                 workers=opts.workers, mode=opts.mode, span_s=round(plan.span, 3))
+        log.info("replay.stream", source=opts.source, workers=opts.workers, mode=opts.mode,
+                 loop=opts.loop, duration_s=opts.duration)
 
 
 def _progress_printer(log, log_format: str):
@@ -81,6 +110,8 @@ def _progress_printer(log, log_format: str):
         lag = snap["lag_p99_ms"]
         line = (f"{snap['elapsed_s']:>7.1f} s  sent {snap['sent']:>9,}  {snap['rps']:>8,.1f} req/s  "
                 f"errors {snap['errors']:,}  lag p99 {'-' if lag is None else f'{lag:.1f} ms'}")
+        if snap.get("eta_s") is not None:
+            line += f"  ETA {snap['eta_s']:,.0f} s"
         if "ramp_step" in snap:
             line += f"  ramp step {snap['ramp_step']} ({snap['ramp_rps']:g}/s)"
         sys.stderr.write("\r\x1b[K" + line)

@@ -5,9 +5,6 @@ verdict or the ramp's capacity, and the exit code) and ``report`` (the report fo
 from __future__ import annotations
 
 import os
-from collections import Counter
-
-from replayer.engine.plan import Plan
 from replayer.engine.ramp import step_table
 from replayer.judge.report import write_report
 from replayer.judge.results import summarize
@@ -19,28 +16,34 @@ from sidecar.contract.exit_codes import ReplayExit
 __all__ = ["judge", "report"]
 
 
-def judge(opts: Options, plan: Plan, src: Input, run: Run, log) -> tuple[dict, ReplayExit]:
+def judge(opts: Options, src: Input, run: Run, log) -> tuple[dict, ReplayExit]:
     """The run's summary (what summary.json holds) and the verdict as an exit code."""
-    follower = src.follower
-    recorded_status = follower.recorded_status if follower else Counter(
-        s.rec_status for shard in plan.shards for s in shard)
-    summary = summarize(run.out.results, mode=opts.mode, recorded_status=recorded_status)
+    follower, dealer = src.follower, run.dealer
+    summary = summarize(run.out.totals, mode="recorded" if opts.follow else opts.mode,
+                        recorded_status=dealer.recorded_status)
     summary["run"] = {"target": opts.target, "source": opts.source, "stream": opts.stream,
                       "mode": opts.mode, "speed": opts.speed, "rate": opts.rps,
                       "workers": opts.workers, "loop": opts.loop, "duration": opts.duration,
                       "follow": opts.follow, "baseline": opts.baseline,
                       "started_at": run.started, "wall_s": round(run.out.wall_s, 3),
+                      "first_batch_s": run.out.first_request_s,
                       "ignore": opts.ignore}
     if opts.ramp is not None:
         summary["run"]["rate"] = None
         summary["run"]["duration"] = None
-    summary["plan"] = {"records": len(src.records), "steps": plan.steps,
-                       "connections": plan.connections, "skipped": plan.skipped,
-                       "span_s": round(plan.span, 3)}
+    summary["plan"] = {"records": dealer.records, "steps": dealer.planned or dealer.steps,
+                       "dealt": dealer.steps, "unsent": run.out.unsent,
+                       "connections": dealer.connections, "connections_forgotten": dealer.forgotten,
+                       "skipped": dict(dealer.skipped),
+                       "span_s": round(dealer.span, 3), "passes_completed": dealer.iteration}
+    if src.feed is not None and src.feed.late:
+        summary["plan"]["out_of_capture_order"] = src.feed.late
     if follower:
-        summary["plan"] = {"records": follower.records, "steps": follower.steps,
-                           "connections": follower.connections,
-                           "skipped": dict(follower.skipped), "span_s": None}
+        skipped = dict(dealer.skipped)
+        if follower.bad_records:
+            skipped["bad_record"] = follower.bad_records
+        summary["plan"].update(records=follower.entries, steps=dealer.steps, skipped=skipped,
+                               span_s=None)
         summary["follow"] = {"started_after_id": follower.start_after, "last_id": follower.after_id,
                              "redis_errors": follower.redis_errors,
                              "lag_is": "send time - arrival at the replayer"}
@@ -73,7 +76,7 @@ def _thresholds(thresholds: dict, summary: dict, log) -> ReplayExit:
 
 def _ramp(opts: Options, summary: dict, run: Run, log) -> ReplayExit:
     ramp, monitor, out = opts.ramp, run.monitor, run.out
-    monitor.finish(out.results, out.wall_s)
+    monitor.finish(out.totals, out.wall_s)
     broke = next((v for v in monitor.verdicts if not v.held), None)
     summary["ramp"] = {
         **ramp.to_json(), "slo": opts.slo,
@@ -83,7 +86,7 @@ def _ramp(opts: Options, summary: dict, run: Run, log) -> ReplayExit:
         "broken_by": broke.failing if broke else [],
         "reached_max": broke is None and len(monitor.verdicts) == len(ramp.rates),
         "judge_after_s": round(monitor.grace, 3),
-        "steps": step_table(out.results, ramp, monitor)}
+        "steps": step_table(out.totals, ramp, monitor)}
     log.info("replay.ramp_done", capacity_rps=monitor.capacity,
              broken_at_rps=broke.rate if broke else None,
              broken_by=broke.failing if broke else None)

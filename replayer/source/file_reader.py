@@ -28,16 +28,38 @@ def is_zstd(path: Path) -> bool:
         return fh.read(4) == ZSTD_MAGIC
 
 
+class _Counting:
+    """A file object that counts the bytes read from it (for progress)."""
+
+    def __init__(self, fh, reader: FileReader) -> None:
+        self.fh, self.reader = fh, reader
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.fh.read(n)
+        self.reader.read_bytes += len(data)
+        return data
+
+
 class FileReader:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        self.read_bytes = 0  # of the file (compressed or not), by the current read
+        self.size = 0
+
+    def fraction(self) -> float | None:
+        """How much of the file the current read has gone through (0-1)."""
+        return self.read_bytes / self.size if self.size else None
 
     def lines(self) -> Iterator[bytes]:
+        self.read_bytes, self.size = 0, self.path.stat().st_size
         if is_zstd(self.path):
-            yield from iter_lines(self.path)
+            with open(self.path, "rb") as fh:
+                yield from iter_lines(self.path, _Counting(fh, self))
             return
         with open(self.path, "rb") as fh:
-            yield from fh
+            for line in fh:
+                self.read_bytes += len(line)
+                yield line
 
     def entries(self, lo: StreamId, hi: StreamId, ts_lo: int | None = None,
                 ts_hi: int | None = None) -> Iterator[tuple]:

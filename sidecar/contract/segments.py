@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import time
@@ -163,15 +164,16 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def iter_lines(path: Path) -> Iterator[bytes]:
+def iter_lines(path: Path, fh=None) -> Iterator[bytes]:
     """The lines of a segment (or any single-frame .zst file), streamed; each ends in a newline.
+    ``fh``: read from this file object (opened on ``path``) instead of opening ``path``.
 
     Raises SegmentError when the frame is corrupt, truncated, or followed by other bytes.
     """
     dobj = zstandard.ZstdDecompressor().decompressobj()
     rest = b""
     try:
-        with open(path, "rb") as fh:
+        with open(path, "rb") if fh is None else contextlib.nullcontext(fh) as fh:
             while chunk := fh.read(READ_CHUNK):
                 if dobj.eof:
                     raise SegmentError(f"{path}: bytes after the end of the zstd frame")

@@ -94,7 +94,9 @@ def test_follower_resumes_after_a_redis_restart():
     from the last id it read: every record dealt exactly once, each connection to one worker."""
     import threading
 
+    from replayer.engine.dealer import Dealer
     from replayer.engine.follow import Follower, start_id
+    from replayer.engine.plan import Schedule
     from replayer.engine.rewrite import Rules
     from sidecar.common.redis_client import connect
     from tests.support.redis_server import RedisServer
@@ -104,9 +106,15 @@ def test_follower_resumes_after_a_redis_restart():
     with RedisServer(appendonly=True) as srv:
         client = connect(srv.url)
         xadd_all(srv.client(), STREAM, records[:1])  # the stream exists; this one is "old"
-        f = Follower(client, STREAM, Rules(), 2, after_id=start_id(client, STREAM))
-        t = threading.Thread(target=f.run, args=(lambda w, steps: got.extend(
-            (w, s.conn, dict(s.headers)["X-Rec"]) for s in steps), time.time()), daemon=True)
+        f = Follower(client, STREAM, after_id=start_id(client, STREAM))
+        dealer = Dealer(Rules(), Schedule(), 2)
+
+        def follow() -> None:  # as the master deals what the follower reads
+            for item in f.records(time.time()):
+                dealt = dealer.deal(*item) if item is not None else None
+                if dealt is not None:
+                    got.append((dealt[0], dealt[1].conn, dict(dealt[1].headers)["X-Rec"]))
+        t = threading.Thread(target=follow, daemon=True)
         t.start()
         xadd_all(srv.client(), STREAM, records[1:100])
         _wait_for(lambda: len(got) >= 99, 10, "the first half")

@@ -6,8 +6,7 @@ from __future__ import annotations
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from replayer.engine.live_metrics import LATENCY_BUCKETS, LiveMetrics, bucket_counts_of, feed_results
-from replayer.judge.result import Result
+from replayer.engine.live_metrics import LATENCY_BUCKETS, LiveMetrics, bucket_counts_of
 
 
 def test_buckets_span_1ms_to_30s_in_order():
@@ -61,20 +60,3 @@ def test_open_ended_runs_export_no_planned_total_and_wrong_buckets_are_refused()
     assert reg.get_sample_value("rewind_replay_planned_requests") is None
     with pytest.raises(ValueError, match="expected 15"):
         live.add("GET /a", requests=1, errors=0, bucket_counts=[1], latency_sum=0.1)
-
-
-def test_feed_results_is_one_add_per_result():
-    """Today's engine feeds each Result: a 503 is an error, latency and lag in seconds."""
-    reg = CollectorRegistry()
-    live = LiveMetrics(reg)
-    r = Result(idx=0, worker=0, due=0.0, sent=0.0, lag_ms=3.0, wait_ms=0.0, latency_ms=12.0,
-               status=503, error=None, endpoint="GET /x", status_ok=False, body_ok=None,
-               diffs=[], iteration=0)
-    feed_results(live, [r, r._replace(status=200)], sent=2, planned=None)
-    feed_results(None, [r], sent=3, planned=None)  # metrics off: nothing happens
-    v = reg.get_sample_value
-    assert v("rewind_replay_requests_total", {"endpoint": "GET /x"}) == 2
-    assert v("rewind_replay_errors_total", {"endpoint": "GET /x"}) == 1
-    assert v("rewind_replay_latency_seconds_bucket", {"endpoint": "GET /x", "le": "0.01"}) == 0
-    assert v("rewind_replay_latency_seconds_bucket", {"endpoint": "GET /x", "le": "0.025"}) == 2
-    assert v("rewind_replay_schedule_lag_seconds") == 0.003

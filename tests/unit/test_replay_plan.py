@@ -6,7 +6,8 @@ import re
 
 import pytest
 
-from replayer.engine.plan import Schedule, build_plan, endpoint_name
+from replayer.engine.dealer import build_plan
+from replayer.engine.plan import Schedule, endpoint_name
 from replayer.engine.rewrite import Rules, parse_header
 from sidecar.contract.record import Record
 

@@ -7,6 +7,7 @@ import pytest
 
 from replayer.engine.ramp import Ramp, RampMonitor, step_table
 from replayer.engine.slo import SloError, parse_slo
+from replayer.judge.aggregate import Totals
 from replayer.judge.result import Result
 
 
@@ -44,6 +45,10 @@ def res(due, latency=5.0, status=200, error=None, wait=0.0):
                   status_ok=True, body_ok=True, diffs=[], iteration=0)
 
 
+def fold(results, ramp):
+    return Totals.of(results, step_of=ramp.step_of)
+
+
 def test_monitor_stops_at_first_broken_step():
     """Steps are judged once over plus the grace time; the first slow one stops the run, and the
     capacity is the rate of the last step that held."""
@@ -53,15 +58,16 @@ def test_monitor_stops_at_first_broken_step():
                       log=lambda event, **kw: lines.append(kw))
     results = [res(k / 10) for k in range(10)] + [res(1 + k / 20) for k in range(20)]
     results += [res(2 + k / 30, latency=300) for k in range(30)]
-    assert mon.tick(results, 1.5) is None and len(mon.verdicts) == 0  # step 0 not yet judged
-    assert mon.tick(results, 2.0 + mon.grace) is None and len(mon.verdicts) == 2
-    stop = mon.tick(results, 3.0 + mon.grace)
+    totals = fold(results, ramp)
+    assert mon.tick(totals, 1.5) is None and len(mon.verdicts) == 0  # step 0 not yet judged
+    assert mon.tick(totals, 2.0 + mon.grace) is None and len(mon.verdicts) == 2
+    stop = mon.tick(totals, 3.0 + mon.grace)
     assert stop == 3.0 + mon.grace
     assert [v.held for v in mon.verdicts] == [True, True, False] and mon.capacity == 20
     assert lines[-1]["failing"] == ["p95<100ms: 300.0ms"]
-    mon.finish(results, 10.0)  # nothing judged after a broken step
+    mon.finish(totals, 10.0)  # nothing judged after a broken step
     assert len(mon.verdicts) == 3
-    rows = step_table(results, ramp, mon)
+    rows = step_table(totals, ramp, mon)
     assert [r["achieved_rps"] for r in rows] == [10, 20, 30] and rows[2]["p95_ms"] == 300
 
 
@@ -70,7 +76,7 @@ def test_unanswered_requests_count_as_slow():
     ramp = Ramp(100, 100, 100, 1.0)
     mon = RampMonitor(ramp, parse_slo("p95<100ms"))
     answered = [res(k / 100) for k in range(90)]  # 10 of 100 still out
-    mon.tick(answered, 1.0 + mon.grace)
+    mon.tick(fold(answered, ramp), 1.0 + mon.grace)
     assert not mon.verdicts[0].held and mon.capacity is None
 
 
@@ -79,8 +85,8 @@ def test_wait_for_the_connection_counts_as_latency_and_errors_break():
     ramp = Ramp(10, 10, 20, 1.0)
     mon = RampMonitor(ramp, parse_slo("p50<50ms,errors<5%"))
     step0 = [res(k / 10, latency=10, wait=60) for k in range(10)]
-    mon.finish(step0, 2.0)
+    mon.finish(fold(step0, ramp), 2.0)
     assert not mon.verdicts[0].held
     mon = RampMonitor(ramp, parse_slo("errors<5%"))
-    mon.finish([res(k / 10, status=503 if k == 0 else 200) for k in range(10)], 2.0)
+    mon.finish(fold([res(k / 10, status=503 if k == 0 else 200) for k in range(10)], ramp), 2.0)
     assert not mon.verdicts[0].held and mon.verdicts[0].values["errors"] == 0.1

@@ -37,8 +37,10 @@ def test_two_runs_in_one_process_do_not_share_state():
         env.rewind = RunState(settings=Settings(target="http://127.0.0.1:9"), worker=i,
                               t0_wall=time.time())
         env.rewind.started.set()
-    assert [run_once(env) for env in envs] == [[{"worker": 0, "crashed": []}],
-                                               [{"worker": 1, "crashed": []}]]
+    for env in envs:
+        env.rewind.ended.set()  # no steps will come
+    assert [run_once(env) for env in envs] == [[{"worker": 0, "crashed": [], "unsent": 0}],
+                                               [{"worker": 1, "crashed": [], "unsent": 0}]]
     assert all(env.rewind.finished and env.rewind.claimed for env in envs)
     envs[0].rewind.add_steps(["a step"])
     assert envs[1].rewind.steps == []

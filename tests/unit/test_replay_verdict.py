@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from replayer.judge.aggregate import Totals
 from replayer.judge.result import Result
 from replayer.judge.results import summarize
 from replayer.judge.verdict import ThresholdsError, evaluate, parse_thresholds
@@ -20,7 +21,7 @@ def result(i, endpoint="GET /a", status=200, latency=10.0, error=None, status_ok
 def test_summary_numbers():
     raw = [result(i) for i in range(100)] + [result(100 + i, "GET /b", 500, status_ok=False,
                                                     body_ok=None) for i in range(25)]
-    s = summarize(raw, mode="recorded")
+    s = summarize(Totals.of(raw), mode="recorded")
     assert s["totals"]["sent"] == 125 and s["totals"]["errors"] == 25
     assert s["totals"]["error_rate"] == 0.2
     assert s["endpoints"]["GET /b"]["status_mismatch_rate"] == 1.0
@@ -34,7 +35,7 @@ def test_verdict_catches_one_bad_endpoint():
     raw = [result(i) for i in range(990)] + [result(990 + i, "GET /b", 500, status_ok=False,
                                                     body_ok=None) for i in range(30)]
     checks = evaluate(parse_thresholds('{"max_error_rate": 0.05, "max_p95_ms": 50}'),
-                      summarize(raw, mode="recorded"))
+                      summarize(Totals.of(raw), mode="recorded"))
     failing = [c for c in checks if not c.ok]
     assert [(c.metric, c.scope) for c in failing] == [("error_rate", "GET /b")]
     assert failing[0].line() == "FAIL error_rate [GET /b] = 1 (limit <= 0.05)"

@@ -6,7 +6,9 @@ from __future__ import annotations
 from replayer.engine import wire
 from replayer.engine.plan import Step
 from replayer.engine.ramp import Ramp
+from replayer.judge import sketch
 from replayer.judge.result import Result
+from replayer.judge.summary import Summary
 from tests.support.replay import locust_unpatched
 
 with locust_unpatched():
@@ -14,35 +16,42 @@ with locust_unpatched():
 
 STEP = Step(idx=7, conn="node-a/12/5/99", due=1.5, method="POST", target="/orders?x=1",
             headers=[("Host", "h"), ("X-A", "1")], body=b"\x00\xff", endpoint="POST /orders",
-            rec_status=201, rec_body=b'{"id":1}', rec_body_ok=True, version="1.0")
+            rec_status=201, rec_body=b'{"id":1}', rec_body_ok=True, version="1.0", iteration=2)
 # msgpack: [type, {"steps": [[idx, conn, due, method, target, headers, body, endpoint,
-#           rec_status, rec_body, rec_body_ok, version]]}, node]
+#           rec_status, rec_body, rec_body_ok, version, iteration]]}, node]
 STEP_BYTES = bytes.fromhex("""
-93ac726577696e645f737465707381a57374657073919c07ae6e6f64652d612f31322f352f3939cb3ff80000
+93ac726577696e645f737465707381a57374657073919d07ae6e6f64652d612f31322f352f3939cb3ff80000
 00000000a4504f5354ab2f6f72646572733f783d319292a4486f7374a16892a3582d41a131c40200ffac504f
-5354202f6f7264657273ccc9c4087b226964223a317dc3a3312e30a177""")
+5354202f6f7264657273ccc9c4087b226964223a317dc3a3312e3002a177""")
 
 RESULT = Result(idx=7, worker=1, due=1.5, sent=1.5005, lag_ms=0.5, wait_ms=0.0, latency_ms=2.25,
                 status=500, error=None, endpoint="POST /orders", status_ok=False, body_ok=None,
                 diffs=["$.id"], iteration=2, body=None)
-# [type, [[idx, worker, due, sent, lag_ms, wait_ms, latency_ms, status, error, endpoint,
-#          status_ok, body_ok, diffs, iteration, body]], node]
-RESULT_BYTES = bytes.fromhex("""
-93ae726577696e645f726573756c7473919f0701cb3ff8000000000000cb3ff8020c49ba5e35cb3fe0000000
-000000cb0000000000000000cb4002000000000000cd01f4c0ac504f5354202f6f7264657273c2c091a4242e
-696402c0a177""")
+# [type, {"worker": 1, "cells": [[endpoint, second, Summary]]}, node]; a Summary is
+# [counts, sketches (latency, lag, scheduler lag, client), [first sent, last sent, last end],
+#  statuses, error kinds, diff paths, latency bucket counts, latency sum, examples]
+SUMMARY_BYTES = bytes.fromhex("""
+93ae726577696e645f73756d6d61727982a6776f726b657201a563656c6c739193ac504f5354202f6f726465
+72730199990101000101010000009497cb3ff0000000000000cb4002000000000000cb4002000000000000cb
+4002000000000000cb0000000000000000922991cb3ff000000000000092009097cb3ff0000000000000cb3f
+e0000000000000cb3fe0000000000000cb3fe0000000000000cb000000000000000092d0de91cb3ff0000000
+00000092009097cb3ff0000000000000cb3fe0000000000000cb3fe0000000000000cb3fe0000000000000cb
+000000000000000092d0de91cb3ff000000000000092009097cb0000000000000000cb0000000000000000cb
+7ff0000000000000cbfff0000000000000cb000000000000000092009092009093cb3ff8020c49ba5e35cb3f
+f8020c49ba5e35cb3ff80b439581062581a33530300181a84854545020353030018093000100cb3f626e978d
+4fdf3b9185a369647807a9697465726174696f6e02a6737461747573cd01f4a97374617475735f6f6bc2a564
+6966667391a4242e6964a177""")
 
-SETTINGS = wire.Settings(target="http://t:8080", ignore=["$..id"], timeout=5.0, loop=True,
-                         duration=60.0, span=10.0, ramp=Ramp(100, 50, 200, 30.0), planned=500,
-                         follow=False, idle_s=60.0, noise={"GET /a": ["$.now"]}, keep_bodies=False)
+SETTINGS = wire.Settings(target="http://t:8080", ignore=["$..id"], timeout=5.0,
+                         duration=60.0, ramp=Ramp(100, 50, 200, 30.0), timed=True,
+                         idle_s=60.0, noise={"GET /a": ["$.now"]}, baseline_pass=2, spill_dir="/w")
 # [type, {"worker": 1, "settings": {field: value, ...}}, node]: settings travel by name
 SETTINGS_BYTES = bytes.fromhex("""
-93ad726577696e645f636f6e66696782a6776f726b657201a873657474696e67738ca6746172676574ad6874
-74703a2f2f743a38303830a669676e6f726591a5242e2e6964a774696d656f7574cb4014000000000000a46c
-6f6f70c3a86475726174696f6ecb404e000000000000a47370616ecb4024000000000000a472616d7084a573
-7461727464a47374657032a36d6178ccc8a6737465705f73cb403e000000000000a7706c616e6e6564cd01f4
-a6666f6c6c6f77c2a669646c655f73cb404e000000000000a56e6f69736581a6474554202f6191a5242e6e6f
-77ab6b6565705f626f64696573c2a16d""")
+93ad726577696e645f636f6e66696782a6776f726b657201a873657474696e67738aa6746172676574ad6874
+74703a2f2f743a38303830a669676e6f726591a5242e2e6964a774696d656f7574cb4014000000000000a864
+75726174696f6ecb404e000000000000a472616d7084a5737461727464a47374657032a36d6178ccc8a67374
+65705f73cb403e000000000000a574696d6564c3a669646c655f73cb404e000000000000a56e6f69736581a6
+474554202f6191a5242e6e6f77ad626173656c696e655f7061737302a97370696c6c5f646972a22f77a16d""")
 
 
 def test_step_bytes_and_back():
@@ -53,10 +62,21 @@ def test_step_bytes_and_back():
     assert [wire.step_from_wire(v) for v in got] == [STEP]
 
 
-def test_result_bytes_and_back():
-    """A worker's result goes out as these bytes; the master reads back the same Result."""
-    assert Message(wire.MSG_RESULTS, [RESULT], "w").serialize() == RESULT_BYTES
-    assert wire.results_from_wire(Message.unserialize(RESULT_BYTES).data) == [RESULT]
+def test_summary_bytes_and_back():
+    """A worker's summary of one result goes out as these bytes; the master reads back a Summary
+    with the same counts, statuses, mismatch example, bucket counts and percentiles."""
+    s = Summary(3)
+    s.add(RESULT, (0.001, 0.01), True)
+    msg = Message(wire.MSG_SUMMARY, {"worker": 1, "cells": [["POST /orders", 1, s.to_wire()]]},
+                  "w")
+    assert msg.serialize() == SUMMARY_BYTES
+    back = Summary.from_wire(Message.unserialize(SUMMARY_BYTES).data["cells"][0][2])
+    assert back.to_wire() == s.to_wire()
+    assert (back.count, back.errors, back.status, back.status_mismatches, back.buckets) == (
+        1, 1, {"500": 1}, 1, [0, 1, 0])
+    assert back.examples == [{"idx": 7, "iteration": 2, "status": 500, "status_ok": False,
+                              "diffs": ["$.id"]}]
+    assert sketch.quantile(back.latency, 50) == 2.25
 
 
 def test_settings_bytes_and_back():
@@ -68,9 +88,7 @@ def test_settings_bytes_and_back():
 
 def test_message_names():
     """The names of the conversation's messages (a worker of another version must know them)."""
-    assert (wire.MSG_CONFIG, wire.MSG_CONFIGURED, wire.MSG_STEPS, wire.MSG_LOAD_END,
-            wire.MSG_LOADED, wire.MSG_START, wire.MSG_STARTED, wire.MSG_RESULTS, wire.MSG_DONE,
-            wire.MSG_STOP, wire.MSG_END) == (
-        "rewind_config", "rewind_configured", "rewind_steps", "rewind_loaded?", "rewind_loaded",
-        "rewind_start", "rewind_started", "rewind_results", "rewind_done", "rewind_stop",
-        "rewind_end")
+    assert (wire.MSG_CONFIG, wire.MSG_CONFIGURED, wire.MSG_STEPS, wire.MSG_START,
+            wire.MSG_STARTED, wire.MSG_SUMMARY, wire.MSG_DONE, wire.MSG_STOP, wire.MSG_END) == (
+        "rewind_config", "rewind_configured", "rewind_steps", "rewind_start", "rewind_started",
+        "rewind_summary", "rewind_done", "rewind_stop", "rewind_end")
