@@ -10,6 +10,7 @@ import threading
 import time
 
 from tests.bpf.conftest import new_stream
+from tests.support.rawhttp import read_head
 from tests.support.capture import CaptureProcess, StreamReader, connect
 
 RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
@@ -38,12 +39,7 @@ class ReusingServer:
             except OSError:
                 return
             try:
-                buf = b""
-                while b"\r\n\r\n" not in buf:
-                    chunk = conn.recv(4096)
-                    if not chunk:
-                        break
-                    buf += chunk
+                buf = read_head(conn)
                 if not buf:
                     conn.close()
                     continue
@@ -140,12 +136,7 @@ def test_more_iovec_entries_than_followed_is_a_counted_drop(redis_srv):
             except OSError:
                 return
             with conn:
-                buf = b""
-                while b"\r\n\r\n" not in buf:
-                    chunk = conn.recv(4096)
-                    if not chunk:
-                        break
-                    buf += chunk
+                buf = read_head(conn)
                 if buf:
                     os.writev(conn.fileno(), pieces)
 

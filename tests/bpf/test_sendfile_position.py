@@ -11,6 +11,7 @@ import threading
 import time
 
 from tests.bpf.conftest import new_stream
+from tests.support.rawhttp import read_head
 from tests.support.capture import CaptureProcess, StreamReader, connect
 
 PART = 16384
@@ -24,12 +25,7 @@ def _serve(sock: socket.socket, path: str) -> None:
         except OSError:
             return
         with conn:
-            buf = b""
-            while b"\r\n\r\n" not in buf:
-                chunk = conn.recv(4096)
-                if not chunk:
-                    break
-                buf += chunk
+            buf = read_head(conn)
             if not buf:
                 continue
             conn.sendall(f"HTTP/1.1 200 OK\r\nContent-Length: {len(CONTENT)}\r\n\r\n".encode())

@@ -58,3 +58,15 @@ def read_responses(sock: socket.socket, n: int, include_interim: bool = False) -
         if not data:
             raise ConnectionError(f"server closed after {len(final)} of {n} responses")
         c.parser.feed_data(data)
+
+
+def read_head(conn: socket.socket) -> bytes:
+    """Bytes received until a request head's blank line (or the peer's close): b"" on a
+    connection closed without a byte."""
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        chunk = conn.recv(4096)
+        if not chunk:
+            break
+        buf += chunk
+    return buf
