@@ -44,17 +44,16 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from ci.bench import kstats
+from ci.bench.cpuacct import CpuWindow, Pinning, cpu_seconds, pin
 from ci.bench.lib import write_result  # noqa: E402
 from sidecar.contract.streams import stream_key
 from tests.support.capture import CaptureProcess, StreamReader
 from tests.support.redis_server import RedisServer
 from tests.support.servers import gunicorn_flask, nginx
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def wrk(url: str, seconds: float, conns: int, threads: int = 2, script: str | None = None) -> dict:
-    argv = ["wrk", f"-t{threads}", f"-c{conns}", f"-d{seconds:g}s", "--latency"]
+def wrk(url: str, seconds: float, conns: int, threads: int = 2, script: str | None = None,
+        prefix: tuple[str, ...] = ()) -> dict:
+    argv = [*prefix, "wrk", f"-t{threads}", f"-c{conns}", f"-d{seconds:g}s", "--latency"]
     if script:
         argv += ["-s", script]
     out = subprocess.run(argv + [url], capture_output=True, text=True, check=True).stdout
@@ -64,16 +63,17 @@ def wrk(url: str, seconds: float, conns: int, threads: int = 2, script: str | No
     return {"requests": done, "rps": rps, "non2xx": int(errors.group(1)) if errors else 0}
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a whole process (every thread), in seconds."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+def plain_run(server, url: str, seconds: float, conns: int, prefix: tuple[str, ...] = ()) -> dict:
+    """One wrk run without capture, with the machine's and the server's CPU per request."""
+    window = CpuWindow(server.pids()).start()
+    res = wrk(url, seconds, conns, prefix=prefix)
+    return {**res, **window.stop(res["requests"])}
 
 
 def captured_run(cap, redis_pid: int, client, stream: str, url: str, seconds: float, conns: int,
                  script: str | None = None, drain_timeout: float = 120.0,
-                 ks: kstats.KernelStats | None = None) -> dict:
+                 ks: kstats.KernelStats | None = None, server=None,
+                 prefix: tuple[str, ...] = ()) -> dict:
     """One wrk run with capture attached, then wait until its records are all in Redis.
 
     The sidecar's CPU is counted from just before wrk starts until the stream holds a record per
@@ -81,8 +81,9 @@ def captured_run(cap, redis_pid: int, client, stream: str, url: str, seconds: fl
     key = stream_key(stream)
     n0 = client.xlen(key)
     k0 = ks.snapshot(cap.proc.pid) if ks else {}
+    window = CpuWindow(server.pids() if server is not None else []).start()
     c0, r0 = cpu_seconds(cap.proc.pid), cpu_seconds(redis_pid)
-    res = wrk(url, seconds, conns, script=script)
+    res = wrk(url, seconds, conns, script=script, prefix=prefix)
     t_end = time.monotonic()
     want = n0 + res["requests"]
     drain = None
@@ -98,6 +99,7 @@ def captured_run(cap, redis_pid: int, client, stream: str, url: str, seconds: fl
             break
         time.sleep(0.02)
     c1, r1 = cpu_seconds(cap.proc.pid), cpu_seconds(redis_pid)
+    used = window.stop(res["requests"])
     kernel = kstats.per_request(kstats.delta(k0, ks.snapshot(cap.proc.pid)), res["requests"]) \
         if ks else None
     waited = time.monotonic() - t_end
@@ -109,7 +111,7 @@ def captured_run(cap, redis_pid: int, client, stream: str, url: str, seconds: fl
             "redis_cpu_s_per_1k": round((r1 - r0) * per_k, 4),
             "sidecar_cpu_cores": round((c1 - c0) / (seconds + waited), 3),
             "lost_pct": round(100.0 * max(0, res["requests"] - captured) / max(res["requests"], 1), 2),
-            "kernel": kernel}
+            "kernel": kernel, **used}
 
 
 def kept_up(run: dict, keep_up_s: float) -> bool:
@@ -119,16 +121,26 @@ def kept_up(run: dict, keep_up_s: float) -> bool:
 def throughput_pairs(server, redis_srv, path: str, seconds: float, rounds: int, conns: int,
                      keep_up_s: float, extra: tuple[str, ...] = (),
                      variants: dict[str, str | None] | None = None,
-                     ks: kstats.KernelStats | None = None) -> dict:
+                     ks: kstats.KernelStats | None = None,
+                     pinning: Pinning | None = None) -> dict:
     """Alternate runs without and with capture (with each probe of ``variants``: label -> bpf/
     folder, None for this tree's); ratio per pair. One result per variant."""
     variants = variants or {"with": None}
-    base, per = [], {v: {"rps": [], "ratios": [], "runs": []} for v in variants}
+    base, plain = [], []
+    per = {v: {"rps": [], "ratios": [], "runs": [], "server": [], "machine": []} for v in variants}
     client = redis_srv.client()
+    prefix = tuple(pinning.wrk_prefix()) if pinning else ()
+    if pinning:
+        pin(server.pids(), pinning.server)
+        pin([redis_srv._proc.pid], pinning.others)
+    warm = wrk(f"{server.url}{path}", max(seconds // 2, 1), conns, prefix=prefix)  # first runs start cold
+    print(f"  warm-up: {warm['rps']:,.0f} req/s (not counted)", flush=True)
     for i in range(rounds):
-        a = wrk(f"{server.url}{path}", seconds, conns)
+        a = plain_run(server, f"{server.url}{path}", seconds, conns, prefix)
         base.append(a["rps"])
-        line = f"  round {i}: without {a['rps']:,.0f} req/s"
+        plain.append(a)
+        line = (f"  round {i}: without {a['rps']:,.0f} req/s (server {a['server_us_per_req']} us/req, "
+                f"machine {a['machine_us_per_req']} us/req)")
         for label, bpf in variants.items():
             stream = f"bench-{server.name}-{label}-{i}"
             saved = os.environ.get("REWIND_BPF_DIR")
@@ -137,6 +149,8 @@ def throughput_pairs(server, redis_srv, path: str, seconds: float, rounds: int, 
             try:
                 cap = CaptureProcess(server.port, redis_srv.url, stream, "--metrics-port", "0",
                                      *extra).start()
+                if pinning:
+                    pin([cap.proc.pid], pinning.others)
             finally:
                 if saved is None:
                     os.environ.pop("REWIND_BPF_DIR", None)
@@ -144,19 +158,25 @@ def throughput_pairs(server, redis_srv, path: str, seconds: float, rounds: int, 
                     os.environ["REWIND_BPF_DIR"] = saved
             try:
                 b = captured_run(cap, redis_srv._proc.pid, client, stream, f"{server.url}{path}",
-                                 seconds, conns, ks=ks)
+                                 seconds, conns, ks=ks, server=server, prefix=prefix)
             finally:
                 cap.stop()
             client.delete(stream_key(stream))
             per[label]["rps"].append(b["rps"])
             per[label]["ratios"].append(b["rps"] / a["rps"])
             per[label]["runs"].append(b)
+            per[label]["server"].append(b["server_us_per_req"] / max(a["server_us_per_req"], 1e-9))
+            per[label]["machine"].append(a["machine_us_per_req"] / max(b["machine_us_per_req"], 1e-9))
             kns = b["kernel"]["total_ns_per_req"] if b["kernel"] else None
             line += (f"; {label} {b['rps']:,.0f} req/s, sidecar {b['sidecar_cpu_s_per_1k']} "
-                     f"CPU-s/1k, kernel {kns} ns/req, lost {b['lost_pct']}%, drain {b['drain_s']} s")
+                     f"CPU-s/1k, kernel {kns} ns/req, server {b['server_us_per_req']} us/req, machine "
+                     f"{b['machine_us_per_req']} us/req, lost {b['lost_pct']}%, drain {b['drain_s']} s")
         print(line, flush=True)
     med = statistics.median
-    out = {"rps_without": med(base), "rounds": rounds}
+    out = {"rps_without": med(base), "rounds": rounds, "warm_up_rps": warm["rps"],
+           "server_us_per_req_without": med(a["server_us_per_req"] for a in plain),
+           "machine_us_per_req_without": med(a["machine_us_per_req"] for a in plain),
+           "runs_without": plain}
     for label, p in per.items():
         runs = p["runs"]
         drains = [r["drain_s"] for r in runs]
@@ -172,6 +192,13 @@ def throughput_pairs(server, redis_srv, path: str, seconds: float, rounds: int, 
             "kept_up": all(kept_up(r, keep_up_s) for r in runs),
             "max_lost_pct": max(r["lost_pct"] for r in runs),
             "kernel": median_kernel([r["kernel"] for r in runs]),
+            "server_us_per_req": med(r["server_us_per_req"] for r in runs),
+            "machine_us_per_req": med(r["machine_us_per_req"] for r in runs),
+            # what the server keeps on cores of its own: its CPU per request without / with
+            "server_kept": round(1 / med(p["server"]), 3),
+            "server_kept_pairs": [round(1 / x, 3) for x in p["server"]],
+            # what the shared machine's CPU per request predicts for the throughput kept
+            "machine_kept": round(med(p["machine"]), 3),
             "runs": runs,
         }
     return out
@@ -260,6 +287,10 @@ def main() -> int:
                     help="also run the probe (bpf/) of git REF in every round, for before/after")
     ap.add_argument("--only", choices=("nginx", "flask"), default=None,
                     help="measure one server only")
+    ap.add_argument("--pin", action="store_true",
+                    help="the server alone on half the CPUs, wrk, the sidecar and Redis on the "
+                    "others: what the server keeps when it has cores of its own (a pod's CPU "
+                    "limit), i.e. the probe's cost inside it; default: everything shares every CPU")
     ap.add_argument("--tls", action="store_true",
                     help="only nginx over HTTPS without vs with `rewind-capture --tls`")
     ap.add_argument("--out", default=None,
@@ -276,6 +307,10 @@ def main() -> int:
               "uptime": os.getloadavg(),
               "command": " ".join(["ci/bench/capture.py", *sys.argv[1:]]),
               "seconds": args.seconds, "keep_up_s": args.keep_up, "baseline": args.baseline}
+    pinning = Pinning() if args.pin else None
+    result["pinning"] = pinning.describe() if pinning else None
+    if pinning:
+        print(f"pinned: {pinning.describe()}", flush=True)
     print(f"load average at start: {os.getloadavg()}", flush=True)
     with tempfile.TemporaryDirectory() as tmp, kstats.KernelStats() as ks:
         variants = {"with": None}
@@ -289,8 +324,8 @@ def main() -> int:
                 with nginx("return200", access_log=False) as srv:
                     result["nginx"] = throughput_pairs(srv, redis_srv, "/", args.seconds,
                                                        args.rounds, args.conns, args.keep_up,
-                                                       variants=variants, ks=ks)
-                    if args.rates:
+                                                       variants=variants, ks=ks, pinning=pinning)
+                    if args.rates and not pinning:
                         print("highest rate captured with zero loss (nginx)", flush=True)
                         result["zero_loss"] = zero_loss_rate(
                             srv, redis_srv, [int(r) for r in args.rates.split(",")],
@@ -301,7 +336,7 @@ def main() -> int:
                 with gunicorn_flask("gthread", workers=2, threads=4) as api:
                     result["flask"] = throughput_pairs(api, redis_srv, "/healthz", args.seconds,
                                                        args.rounds, 20, args.keep_up,
-                                                       variants=variants, ks=ks)
+                                                       variants=variants, ks=ks, pinning=pinning)
     result["uptime_end"] = os.getloadavg()
     rows = [(name, result[key]) for name, key in (("nginx return 200", "nginx"),
                                                   ("Flask/gunicorn /healthz", "flask"))
@@ -332,6 +367,19 @@ def print_tables(rows: list[tuple[str, dict]], labels: list[str]) -> None:
                   f"{v['throughput_ratio']:.1%} ({', '.join(f'{x:.0%}' for x in v['throughput_ratios'])}) | "
                   f"{v['sidecar_cpu_s_per_1k']} | {v['redis_cpu_s_per_1k']} | "
                   f"{v['sidecar_cpu_cores']} | {kns} | {drain} | {v['max_lost_pct']}% |")
+    print("\nwhere the CPU goes, µs per request (medians): the server's own processes (the probe runs "
+          "inside their syscalls), and the whole machine; 'predicted' = machine without / with, "
+          "what a machine whose cores are all busy keeps")
+    print("| target | probe | server without | server with | server keeps on its own cores (pairs) | "
+          "machine without | machine with | predicted kept | measured kept |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    for name, r in rows:
+        for label in labels:
+            v = r[label]
+            print(f"| {name} | {label} | {r['server_us_per_req_without']} | {v['server_us_per_req']} | "
+                  f"{v['server_kept']:.1%} ({', '.join(f'{x:.0%}' for x in v['server_kept_pairs'])}) | "
+                  f"{r['machine_us_per_req_without']} | {v['machine_us_per_req']} | "
+                  f"{v['machine_kept']:.1%} | {v['throughput_ratio']:.1%} |")
     print("\nkernel, per BPF program (median over rounds): runs per request, ns per request, ns per run")
     print("| target | probe | program | runs/req | ns/req | ns/run |")
     print("|---|---|---|---:|---:|---:|")

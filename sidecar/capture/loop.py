@@ -12,7 +12,7 @@ import structlog
 from sidecar.capture.clock import Clock
 from sidecar.capture.metrics import CaptureMetrics
 from sidecar.capture.native import NativeTracker
-from sidecar.capture.probe import ProbeError
+from sidecar.capture.probe import WAKEUP_MS, ProbeError
 from sidecar.capture.procfs import ProcFS
 from sidecar.capture.targets import TargetFinder
 from sidecar.capture.tlslibs import TlsLibraries
@@ -34,6 +34,29 @@ class CaptureConfig:
     # wake-up costs more CPU than the record. Behind (a big poll), the loop does not sleep.
     poll_gap_s: float = 0.002
     poll_busy: int = 1000  # records in one poll that count as behind
+    # With no record for idle_after_s, the loop looks at the ring every idle_look_ms instead of
+    # every WAKEUP_MS (sidecar/capture/probe.py): an idle sidecar wakes 10 times a second, not
+    # 100, and the first records after a quiet spell reach Redis up to idle_look_ms later.
+    idle_after_s: float = 1.0
+    idle_look_ms: int = 100
+
+
+class IdleLook:
+    """How long the capture loop may wait for the ring buffer before looking on its own: the
+    probe wakes it only once a CPU has WAKEUP_BYTES of records, so the look bounds a record's
+    delay. Short while records flow, longer once none came for ``after_s``."""
+
+    def __init__(self, busy_ms: int, idle_ms: int, after_s: float, now: float) -> None:
+        self.busy_ms, self.idle_ms, self.after_s = busy_ms, max(idle_ms, busy_ms), after_s
+        self._last_record = now
+
+    def saw(self, records: int | None, now: float) -> None:
+        """After a poll: how many records it delivered (None: the reader cannot say)."""
+        if records is None or records > 0:
+            self._last_record = now
+
+    def timeout_ms(self, now: float) -> int:
+        return self.idle_ms if now - self._last_record >= self.after_s else self.busy_ms
 
 
 class Capture:
@@ -97,6 +120,7 @@ class Capture:
             listeners=int(self._m.registry.get_sample_value("rewind_capture_listeners")),
             seeded=len(self.tracker),
             pid_namespace="host" if self._finder.pidns is None else "own",
+            listeners_from=self._finder.listener_source,
             kernel_headers=" from ".join(getattr(self.probe, "headers", None) or ("?", "?")),
             probe_load_s=getattr(self.probe, "load_s", None),
         )
@@ -109,11 +133,13 @@ class Capture:
         deadline = None if duration_s is None else time.monotonic() + duration_s
         next_tick = time.monotonic() + self.cfg.housekeeping_s
         gap, busy = self.cfg.poll_gap_s, self.cfg.poll_busy
+        look = IdleLook(WAKEUP_MS, self.cfg.idle_look_ms, self.cfg.idle_after_s, time.monotonic())
         while not stop.is_set():
-            n = self.probe.poll(100)
+            n = self.probe.poll(100, look_ms=look.timeout_ms(time.monotonic()))
             if gap and n is not None and n < busy:
                 time.sleep(gap)
             now = time.monotonic()
+            look.saw(n, now)
             if deadline is not None and now >= deadline:
                 break
             if now >= next_tick:

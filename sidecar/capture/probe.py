@@ -231,11 +231,11 @@ class Probe:
         if size >= HEADER_SIZE:
             self._handler(ctypes.string_at(data, size))
 
-    def poll(self, timeout_ms: int) -> int | None:
+    def poll(self, timeout_ms: int, look_ms: int = WAKEUP_MS) -> int | None:
         """Deliver what the ring buffer holds to the handler, waiting up to timeout_ms (at most
-        WAKEUP_MS); returns how many records that was (None with bcc's reader, which does not
-        say)."""
-        timeout_ms = min(timeout_ms, WAKEUP_MS)  # records may have come without a wake-up
+        ``look_ms``: records may have come without a wake-up, see WAKEUP_MS); returns how many
+        records that was (None with bcc's reader, which does not say)."""
+        timeout_ms = min(timeout_ms, look_ms)
         if self._ring is not None:
             return self._ring.poll(self._handler, timeout_ms, POLL_LIMIT)
         self._bpf.ring_buffer_poll(timeout_ms)

@@ -3,8 +3,10 @@ accepted from them, found through /proc (the root is passed in, so tests can poi
 
 A process is a target when it holds a socket listening on the port (every nginx or gunicorn
 worker inherits the listening socket, so every worker is found), narrowed by ``pids`` or by
-``cgroup``. Sockets are matched per network namespace: /proc/PID/net/tcp is read once for each
-namespace the candidate processes live in.
+``cgroup``. Sockets are matched per network namespace: listeners come from sock_diag in the
+sidecar's own namespace (sidecar/capture/sockdiag.py) and from /proc/PID/net/tcp{,6} in any
+other; open connections, which only a newly found process needs (they are seeded), from
+/proc/PID/net/tcp{,6} once per namespace, and only when a scan found a new process.
 
 With ``pidns`` (a sidecar outside the host's PID namespace), only processes in that namespace
 are targets: the probe names processes in it and cannot see others. A process that listens on
@@ -19,6 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sidecar.capture import sockdiag
 from sidecar.capture.procfs import PidNamespace
 
 _LISTEN = "0A"
@@ -68,11 +71,20 @@ class TargetFinder:
         self.proc = Path(proc)
         self.self_pid = os.getpid() if self_pid is None else self_pid
         self.pidns = None if pidns is None or pidns.is_host else pidns
+        self._last_tgids: set[int] = set()
+        self._diag_error: str | None = None
+        try:
+            self._own_netns = os.readlink("/proc/self/ns/net")  # the namespace sock_diag sees
+        except OSError:
+            self._own_netns = None
 
     def scan(self) -> Targets:
-        """One pass over /proc; processes that vanish mid-scan are skipped."""
+        """One pass over /proc; processes that vanish mid-scan are skipped. ``conns`` holds the
+        open connections of processes found since the previous scan only (the first scan:
+        all): they are what the capture seeds, and reading them means walking the kernel's
+        whole table of connections, so a scan that finds no new process skips it."""
         found = Targets()
-        tables: dict[str, dict[int, _Socket]] = {}  # netns -> socket inode -> socket
+        holders: list[tuple[int, str, dict[int, int]]] = []  # pid, netns, fd -> socket inode
         for pid in self._candidates():
             inodes = self._socket_fds(pid)
             if not inodes:
@@ -81,27 +93,52 @@ class TargetFinder:
                 netns = os.readlink(self.proc / str(pid) / "ns" / "net")
             except OSError:
                 netns = "?"
+            holders.append((pid, netns, inodes))
+        tables: dict[str, dict[int, _Socket]] = {}  # netns -> socket inode -> socket
+        for pid, netns, inodes in holders:
             if netns not in tables:
-                tables[netns] = self._tcp_table(pid)
-            table = tables[netns]
+                tables[netns] = self._listen_table(pid, netns)
             for fd, inode in inodes.items():
-                sock = table.get(inode)
-                if sock is None or sock.local_port not in self.ports:
-                    continue
-                if sock.state == _LISTEN:
+                sock = tables[netns].get(inode)
+                if sock is not None and sock.state == _LISTEN:
                     found.listeners.add((pid, fd))
-                elif sock.state in _OPEN_STATES:
-                    found.conns[(pid, fd)] = sock.peer
         if self.pidns is not None:
             found.other_pidns = {t for t in found.tgids if not self._in_pidns(t)}
             found.listeners = {k for k in found.listeners if k[0] not in found.other_pidns}
-        # An accepted socket shares its local port with outgoing connections only in odd
-        # set-ups; keep connections of processes that also listen on the port.
         tgids = found.tgids
-        found.conns = {k: v for k, v in found.conns.items() if k[0] in tgids}
+        new = tgids - self._last_tgids
+        self._last_tgids = tgids
+        full: dict[str, dict[int, _Socket]] = {}
+        for pid, netns, inodes in holders:
+            if pid not in new:
+                continue
+            if netns not in full:
+                full[netns] = self._tcp_table(pid)
+            for fd, inode in inodes.items():
+                sock = full[netns].get(inode)
+                # An accepted socket shares its local port with outgoing connections only in
+                # odd set-ups; only processes that also listen on the port are looked at.
+                if sock is not None and sock.state in _OPEN_STATES:
+                    found.conns[(pid, fd)] = sock.peer
         return found
 
+    @property
+    def listener_source(self) -> str:
+        """Where listening sockets are read from: sock_diag, or /proc/PID/net/tcp{,6}."""
+        return "sock_diag" if self._diag_error is None else f"/proc/net/tcp ({self._diag_error})"
+
     # -- internals ---------------------------------------------------------------------
+    def _listen_table(self, pid: int, netns: str) -> dict[int, _Socket]:
+        """Socket inode -> socket for the listeners on our ports in one network namespace:
+        from sock_diag in our own (cheap: the kernel walks only its listeners), else from
+        that process's /proc/PID/net/tcp{,6}."""
+        if netns == self._own_netns and self._diag_error is None:
+            try:
+                return {s.inode: _Socket(_LISTEN, s.port, "") for s in sockdiag.listeners(self.ports)}
+            except OSError as exc:  # no netlink here (seccomp, old kernel): /proc from now on
+                self._diag_error = str(exc) or type(exc).__name__
+        return self._tcp_table(pid)
+
     def _candidates(self) -> list[int]:
         if self.pids is not None:
             pids = sorted(self.pids)
@@ -148,8 +185,9 @@ class TargetFinder:
 
     def _tcp_table(self, pid: int) -> dict[int, _Socket]:
         """Socket inode -> socket, for the sockets on our ports that listen or are open (the
-        others, TIME_WAIT ones by the thousand under load, are skipped before any parsing:
-        this runs every second)."""
+        others, TIME_WAIT ones by the thousand under load, are skipped before any parsing).
+        The kernel walks every bucket of its connection hash for this read, whatever the
+        number of sockets: it is read only for new processes and other namespaces."""
         table: dict[int, _Socket] = {}
         wanted = _OPEN_STATES | {_LISTEN}
         for name, v6 in (("tcp", False), ("tcp6", True)):

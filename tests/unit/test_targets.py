@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 
 import pytest
 
@@ -99,3 +101,43 @@ def test_host_pid_namespace_targets_every_namespace():
     """In the host's PID namespace nothing is filtered: the probe names every process there."""
     finder = TargetFinder(8080, pidns=PidNamespace(4, HOST_PIDNS_INO))
     assert finder.pidns is None
+
+
+def test_connections_are_read_for_new_processes_only_and_listeners_every_scan():
+    """A second scan still finds the listener (from sock_diag) but no longer reads the open
+    connections of a process it already found: only new processes are seeded."""
+    srv = socket.create_server(("127.0.0.1", 0))
+    port = srv.getsockname()[1]
+    cli = socket.create_connection(("127.0.0.1", port))
+    conn, _ = srv.accept()
+    try:
+        finder = TargetFinder(port, pids={os.getpid()}, self_pid=-1)
+        first, second = finder.scan(), finder.scan()
+        assert finder.listener_source == "sock_diag"
+        assert first.listeners == second.listeners == {(os.getpid(), srv.fileno())}
+        assert set(first.conns) == {(os.getpid(), conn.fileno())}
+        assert second.conns == {}
+    finally:
+        for s in (cli, conn, srv):
+            s.close()
+
+
+def test_listener_in_another_network_namespace_is_found_through_its_proc_table():
+    """sock_diag sees only the sidecar's network namespace: a process listening in another one
+    is still found, through its own /proc/PID/net/tcp."""
+    if os.geteuid() != 0:
+        pytest.skip("unshare --net needs root")
+    port = 18000 + os.getpid() % 1000
+    child = subprocess.Popen(
+        ["unshare", "--net", sys.executable, "-c",
+         f"import socket,sys,time; s=socket.create_server(('0.0.0.0', {port})); "
+         "print('up', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "up"
+        assert os.readlink(f"/proc/{child.pid}/ns/net") != os.readlink("/proc/self/ns/net")
+        found = TargetFinder(port, pids={child.pid}, self_pid=-1).scan()
+        assert {pid for pid, _ in found.listeners} == {child.pid}
+    finally:
+        child.kill()
+        child.wait()
