@@ -13,8 +13,15 @@
    with: wrk paced by a Lua `delay()` at rising rates against nginx; loss = requests wrk
    completed that have no record in Redis, plus kernel drops.
 
-4. The probe's own cost in the kernel, per BPF program and per request (run count and
+4. The sidecar's CPU when its target is idle (nginx listening, no requests), in ms per second.
+
+5. The probe's own cost in the kernel, per BPF program and per request (run count and
    nanoseconds from ``kernel.bpf_stats_enabled``, ci/bench/kstats.py), over each captured run.
+
+Beside each throughput pair: the server's CPU per request (all its processes; the probe runs
+inside their syscalls) and the whole machine's (/proc/stat), ci/bench/cpuacct.py. With every
+core busy, machine CPU per request without / with predicts the throughput kept; the server's
+without / with is what it keeps on cores of its own, and ``--pin`` measures that directly.
 
 With ``--baseline REF`` every pair becomes a triple: without capture, with the probe of git
 ``REF`` (bpf/ as it was there, through REWIND_BPF_DIR; the userspace is this tree's), and with
@@ -22,7 +29,7 @@ this tree's probe, so the before/after of a probe change comes out of one run as
 
 With --tls only one thing is measured: nginx over HTTPS (keep-alive, so few handshakes) without
 and with `rewind-capture --tls` (plaintext from libssl uprobes), as in 1, with the uprobes'
-cost per request as in 4.
+cost per request as in 5.
 
 Prints a Markdown table and writes JSON (--out). Numbers from a shared 2-core VM: compare ratios.
 """
@@ -112,6 +119,20 @@ def captured_run(cap, redis_pid: int, client, stream: str, url: str, seconds: fl
             "sidecar_cpu_cores": round((c1 - c0) / (seconds + waited), 3),
             "lost_pct": round(100.0 * max(0, res["requests"] - captured) / max(res["requests"], 1), 2),
             "kernel": kernel, **used}
+
+
+def idle_cpu(server, redis_srv, seconds: float) -> dict:
+    """The sidecar's CPU while its target serves nothing: what it costs a pod that is idle
+    (the once-a-second scan of /proc and sockets, looks at the ring, housekeeping)."""
+    cap = CaptureProcess(server.port, redis_srv.url, "bench-idle", "--metrics-port", "0").start()
+    try:
+        time.sleep(2)  # past start-up
+        c0 = cpu_seconds(cap.proc.pid)
+        time.sleep(seconds)
+        used = cpu_seconds(cap.proc.pid) - c0
+    finally:
+        cap.stop()
+    return {"seconds": seconds, "cpu_ms_per_s": round(used * 1000 / seconds, 1)}
 
 
 def kept_up(run: dict, keep_up_s: float) -> bool:
@@ -287,6 +308,8 @@ def main() -> int:
                     help="also run the probe (bpf/) of git REF in every round, for before/after")
     ap.add_argument("--only", choices=("nginx", "flask"), default=None,
                     help="measure one server only")
+    ap.add_argument("--idle-seconds", type=float, default=20,
+                    help="how long the idle sidecar's CPU is measured")
     ap.add_argument("--pin", action="store_true",
                     help="the server alone on half the CPUs, wrk, the sidecar and Redis on the "
                     "others: what the server keeps when it has cores of its own (a pod's CPU "
@@ -322,6 +345,9 @@ def main() -> int:
             if args.only in (None, "nginx"):
                 print("nginx return 200: without vs with capture", flush=True)
                 with nginx("return200", access_log=False) as srv:
+                    result["idle"] = idle_cpu(srv, redis_srv, args.idle_seconds)
+                    print(f"  idle sidecar (nginx listening, no traffic): "
+                          f"{result['idle']['cpu_ms_per_s']} ms of CPU per second", flush=True)
                     result["nginx"] = throughput_pairs(srv, redis_srv, "/", args.seconds,
                                                        args.rounds, args.conns, args.keep_up,
                                                        variants=variants, ks=ks, pinning=pinning)
@@ -347,6 +373,8 @@ def main() -> int:
         print(f"\nhighest paced rate captured with zero loss (nginx): {z['max_zero_loss_rps']:,.0f} "
               f"req/s; also kept up (all records in Redis within {args.keep_up:g} s of wrk's end): "
               f"{z['max_kept_up_rps']:,.0f} req/s")
+    if "idle" in result:
+        print(f"idle sidecar: {result['idle']['cpu_ms_per_s']} ms of CPU per second")
     print(f"load average at end: {os.getloadavg()}")
     write_result(result, args.out)
     return 0
