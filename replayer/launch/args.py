@@ -17,7 +17,7 @@ import time
 from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
 
-from replayer.launch.manifests import RUN_ID
+from replayer.launch.manifests import METRICS_PORT, RUN_ID
 from replayer.replay.parser import EXIT_HELP as REPLAY_EXIT_HELP
 from sidecar.common import cli_args as a
 from sidecar.common import logs
@@ -31,7 +31,8 @@ EXIT_HELP = {**REPLAY_EXIT_HELP, LaunchExit.NO_VERDICT: (
     "--report was asked for and the report did not come back")}
 # set by rewind-launch itself, so not accepted among the passed-on flags
 OWN = {"--workers", "--external-workers", "--master-bind-host", "--master-bind-port", "--report",
-       "--thresholds", "--credentials", "--log-level", "--log-format", "--timeout"}
+       "--thresholds", "--credentials", "--log-level", "--log-format", "--timeout",
+       "--metrics-port"}
 
 EXAMPLES = """\
 examples:
@@ -103,6 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
           "Secret, mounted read-only in the master Pod)")
     a.add(p, "--request-timeout", type=a.duration, default=None,
           help="rewind-replay's per-request --timeout")
+    a.add(p, "--metrics-port", type=a.port,
+          default=METRICS_PORT,
+          help="the master's live replay metrics (rewind-replay --metrics-port), with a Service "
+          "port and prometheus.io annotations for scraping while the run goes on; 0: off")
     a.add(p, "--keep", action="store_true", default=False,
           help="leave the objects in place at the end (the TTL still removes the Jobs)")
     a.add(p, "--dry-run", action="store_true", default=False,

@@ -44,7 +44,8 @@ def make_spec(args, replay_argv: list[str], files: dict[str, str], namespace: st
         credentials=files.get("credentials"), deadline_s=math.ceil(args.timeout),
         ttl_s=int(args.ttl), report_claim=args.report_claim,
         image_pull_policy=args.image_pull_policy, image_pull_secrets=tuple(args.image_pull_secret),
-        service_account=args.service_account, worker_requests=requests)
+        service_account=args.service_account, worker_requests=requests,
+        metrics_port=args.metrics_port)
 
 
 def delete_run(cluster: Cluster, run_id: str, created: list[tuple[str, str]], log) -> bool:

@@ -27,6 +27,7 @@ __all__ = ["LAUNCHER_RULES", "LaunchSpec", "MASTER_PORT", "RUN_ID", "build", "na
            "with_owner"]
 
 MASTER_PORT = 5557
+METRICS_PORT = 9104  # rewind-replay --metrics-port in the master Pod: the live replay metrics
 REPORTS = "/reports"  # the master's report volume (emptyDir, or --report-claim)
 CONFIG_DIR = "/etc/rewind"
 THRESHOLDS = f"{CONFIG_DIR}/thresholds.json"
@@ -62,6 +63,7 @@ class LaunchSpec:
     image_pull_secrets: tuple[str, ...] = ()
     service_account: str | None = None
     worker_requests: dict = field(default_factory=dict)  # e.g. {"cpu": "1", "memory": "512Mi"}
+    metrics_port: int = METRICS_PORT  # the master's live metrics, scraped while it runs; 0: off
 
 
 def names(run_id: str) -> dict[str, str]:
@@ -91,6 +93,8 @@ def master_args(spec: LaunchSpec) -> list[str]:
         args += ["--thresholds", THRESHOLDS]
     if spec.credentials is not None:
         args += ["--credentials", CREDENTIALS]
+    if spec.metrics_port:
+        args += ["--metrics-port", str(spec.metrics_port)]
     return args
 
 
@@ -119,12 +123,21 @@ def _pod_spec(spec: LaunchSpec, container: dict, volumes: list[dict]) -> dict:
     return pod
 
 
-def _job(spec: LaunchSpec, name: str, role: str, pod: dict, **job_spec) -> dict:
+def _job(spec: LaunchSpec, name: str, role: str, pod: dict, annotations: dict | None = None,
+         **job_spec) -> dict:
+    meta = {"labels": run_labels(spec.run_id, role)}
+    if annotations:
+        meta["annotations"] = annotations
     return {"apiVersion": "batch/v1", "kind": "Job", "metadata": _meta(spec, name, role),
             "spec": {**job_spec, "backoffLimit": 0, "activeDeadlineSeconds": spec.deadline_s,
                      "ttlSecondsAfterFinished": spec.ttl_s,
-                     "template": {"metadata": {"labels": run_labels(spec.run_id, role)},
-                                  "spec": pod}}}
+                     "template": {"metadata": meta, "spec": pod}}}
+
+
+def scrape_annotations(port: int) -> dict[str, str]:
+    """Prometheus' kubernetes_sd "annotations" convention, as the capture chart's pods have."""
+    return {"prometheus.io/scrape": "true", "prometheus.io/port": str(port),
+            "prometheus.io/path": "/metrics"}
 
 
 def build(spec: LaunchSpec) -> list[dict]:
@@ -140,14 +153,20 @@ def build(spec: LaunchSpec) -> list[dict]:
     if spec.credentials is not None:
         mounts.append({"name": "credentials", "mountPath": SECRET_DIR, "readOnly": True})
         volumes.append({"name": "credentials", "secret": {"secretName": n["secret"]}})
+    ports = [{"name": "locust", "containerPort": MASTER_PORT, "protocol": "TCP"}]
+    service_ports = [{"name": "locust", "port": MASTER_PORT, "targetPort": "locust", "protocol": "TCP"}]
+    if spec.metrics_port:
+        ports.append({"name": "metrics", "containerPort": spec.metrics_port, "protocol": "TCP"})
+        service_ports.append({"name": "metrics", "port": spec.metrics_port,
+                              "targetPort": "metrics", "protocol": "TCP"})
     master = {"name": "replay", "command": ["rewind-launch-master"], "args": master_args(spec),
-              "ports": [{"name": "locust", "containerPort": MASTER_PORT, "protocol": "TCP"}],
-              "volumeMounts": mounts}
+              "ports": ports, "volumeMounts": mounts}
     worker = {"name": "worker", "command": ["rewind-replay-worker"],
               "args": worker_args(spec.run_id)}
     if spec.worker_requests:
         worker["resources"] = {"requests": dict(spec.worker_requests)}
     objs = [_job(spec, n["master"], "master", _pod_spec(spec, master, volumes),
+                 scrape_annotations(spec.metrics_port) if spec.metrics_port else None,
                  completions=1, parallelism=1)]
     if spec.thresholds is not None:
         objs.append({"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta(spec, n["config"], None),
@@ -157,8 +176,7 @@ def build(spec: LaunchSpec) -> list[dict]:
                      "type": "Opaque", "stringData": {"credentials.yaml": spec.credentials}})
     objs.append({"apiVersion": "v1", "kind": "Service", "metadata": _meta(spec, n["service"], "master"),
                  "spec": {"type": "ClusterIP", "selector": {RUN_LABEL: spec.run_id, ROLE_LABEL: "master"},
-                          "ports": [{"name": "locust", "port": MASTER_PORT, "targetPort": "locust",
-                                     "protocol": "TCP"}]}})
+                          "ports": service_ports}})
     objs.append(_job(spec, n["workers"], "worker", _pod_spec(spec, worker, []),
                      completionMode="Indexed", completions=spec.workers, parallelism=spec.workers))
     return objs

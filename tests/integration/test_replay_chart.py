@@ -89,6 +89,27 @@ def test_container_args_parse_in_the_real_clis(scenario, tmp_path, monkeypatch):
     assert workers["spec"]["completionMode"] == "Indexed"
 
 
+@pytest.mark.parametrize("sets, port", [((), 9104), (("metricsPort=9200",), 9200), (("metricsPort=0",), 0)])
+def test_the_master_serves_live_metrics_where_prometheus_looks(sets, port):
+    """The master runs rewind-replay with --metrics-port, names that port `metrics` on its Pod
+    and on the Service (a ServiceMonitor's target) and annotates the Pod for scraping; with
+    metricsPort=0 none of it is there."""
+    docs = render("minimal", sets)
+    master, service = find(docs, "Job", "-master"), find(docs, "Service", "-master")
+    opts = replay_options.parse(launch_master.build_parser().parse_args(
+        container(master)["args"]).replay_args[1:])
+    pod_ports = {p["name"]: p["containerPort"] for p in container(master)["ports"]}
+    service_ports = {p["name"]: p["port"] for p in service["spec"]["ports"]}
+    annotations = master["spec"]["template"]["metadata"].get("annotations", {})
+    assert opts.metrics_port == port
+    if port:
+        assert pod_ports["metrics"] == service_ports["metrics"] == port
+        assert annotations == {"prometheus.io/scrape": "true", "prometheus.io/port": str(port),
+                               "prometheus.io/path": "/metrics"}
+    else:
+        assert "metrics" not in pod_ports and "metrics" not in service_ports and not annotations
+
+
 def test_chart_and_launcher_render_the_same_run(tmp_path):
     """For the same inputs, the chart and rewind-launch give the same objects in what matters:
     names, Job specs, Pod specs (commands, args, mounts, security), the Service and the

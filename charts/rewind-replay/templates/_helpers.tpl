@@ -166,4 +166,8 @@ builds them: the user's flags first, then the ones this chart sets).
 - --credentials
 - /etc/rewind-credentials/credentials.yaml
 {{- end }}
+{{- if .Values.metricsPort }}
+- --metrics-port
+- {{ .Values.metricsPort | int64 | quote }}
+{{- end }}
 {{- end }}
