@@ -16,7 +16,7 @@ help:
 	@echo "make bench-archive   records/s archived, compression ratio, range read-back speed (table + JSON)"
 	@echo "make bench-replay    replay requests/s per worker (max), schedule lag (recorded) vs plain Locust"
 	@echo "make bench-replay-scale  peak RSS, requests/s, first request at 100k/1M/5M-request ranges; 10-min soak slope"
-	@echo "make bench-capture-tls  nginx HTTPS without vs with rewind-capture --tls (table + JSON)"
+	@echo "make bench-capture-tls  nginx HTTPS without vs with rewind-capture --tls, and one uprobe hit's cost (tables + JSON)"
 	@echo "make bench-sidecar   CPU per request of the sidecar's userspace, no kernel (table + JSON)"
 	@echo "make bench-redact    CPU per record of the redaction policy, for a few policies (table + JSON)"
 	@echo "make lint            ruff over the Python code; import-linter holds the architecture (pyproject.toml)"
@@ -120,6 +120,7 @@ bench-capture: host venv
 
 bench-capture-tls: host venv
 	$(PY) ci/bench/capture.py --tls --baseline $(CAPTURE_BASELINE) --out bench-results/capture-tls.json
+	$(PY) ci/bench/uprobe_cost.py --out bench-results/uprobe-cost.json
 
 bench-archive: host venv
 	$(PY) ci/bench/archive.py --out bench-results/archive.json
