@@ -195,8 +195,8 @@ def throughput_pairs(server, redis_srv, path: str, seconds: float, rounds: int, 
         print(line, flush=True)
     med = statistics.median
     out = {"rps_without": med(base), "rounds": rounds, "warm_up_rps": warm["rps"],
-           "server_us_per_req_without": med(a["server_us_per_req"] for a in plain),
-           "machine_us_per_req_without": med(a["machine_us_per_req"] for a in plain),
+           "server_us_per_req_without": round(med(a["server_us_per_req"] for a in plain), 2),
+           "machine_us_per_req_without": round(med(a["machine_us_per_req"] for a in plain), 2),
            "runs_without": plain}
     for label, p in per.items():
         runs = p["runs"]
@@ -213,8 +213,8 @@ def throughput_pairs(server, redis_srv, path: str, seconds: float, rounds: int, 
             "kept_up": all(kept_up(r, keep_up_s) for r in runs),
             "max_lost_pct": max(r["lost_pct"] for r in runs),
             "kernel": median_kernel([r["kernel"] for r in runs]),
-            "server_us_per_req": med(r["server_us_per_req"] for r in runs),
-            "machine_us_per_req": med(r["machine_us_per_req"] for r in runs),
+            "server_us_per_req": round(med(r["server_us_per_req"] for r in runs), 2),
+            "machine_us_per_req": round(med(r["machine_us_per_req"] for r in runs), 2),
             # what the server keeps on cores of its own: its CPU per request without / with
             "server_kept": round(1 / med(p["server"]), 3),
             "server_kept_pairs": [round(1 / x, 3) for x in p["server"]],
