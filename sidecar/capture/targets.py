@@ -168,15 +168,16 @@ class TargetFinder:
 
     def _socket_fds(self, pid: int) -> dict[int, int]:
         """fd -> socket inode for one process."""
-        fd_dir = self.proc / str(pid) / "fd"
+        fd_dir = f"{self.proc}/{pid}/fd/"  # a str, not a Path: this runs for every fd each second
         out: dict[int, int] = {}
         try:
             names = os.listdir(fd_dir)
         except OSError:
             return out
+        readlink = os.readlink
         for name in names:
             try:
-                link = os.readlink(fd_dir / name)
+                link = readlink(fd_dir + name)
             except OSError:
                 continue
             if link.startswith("socket:["):
