@@ -66,7 +66,7 @@ class Settings:
 def step_to_wire(s: Step) -> list:
     """The step as an array in STEP_FIELDS order (spelled out: this runs for every step)."""
     return [s.idx, s.conn, s.due, s.method, s.target, s.headers, s.body, s.endpoint,
-            s.rec_status, s.rec_body, s.rec_body_ok, s.version, s.iteration]
+            s.rec_status, s.rec_body, s.rec_body_ok, s.version, s.iteration, s.corr]
 
 
 def step_from_wire(v: list) -> Step:

@@ -16,13 +16,16 @@ with locust_unpatched():
 
 STEP = Step(idx=7, conn="node-a/12/5/99", due=1.5, method="POST", target="/orders?x=1",
             headers=[("Host", "h"), ("X-A", "1")], body=b"\x00\xff", endpoint="POST /orders",
-            rec_status=201, rec_body=b'{"id":1}', rec_body_ok=True, version="1.0", iteration=2)
+            rec_status=201, rec_body=b'{"id":1}', rec_body_ok=True, version="1.0", iteration=2,
+            corr=[["node-a/12/5/99", 3], [], [], [1], None, True])
 # msgpack: [type, {"steps": [[idx, conn, due, method, target, headers, body, endpoint,
-#           rec_status, rec_body, rec_body_ok, version, iteration]]}, node]
+#           rec_status, rec_body, rec_body_ok, version, iteration, corr]]}, node]; corr is
+# replayer/engine/correlation/stepwire.py's [ref, produced, bindings, relay_to, after, awaited]
 STEP_BYTES = bytes.fromhex("""
-93ac726577696e645f737465707381a57374657073919d07ae6e6f64652d612f31322f352f3939cb3ff80000
+93ac726577696e645f737465707381a57374657073919e07ae6e6f64652d612f31322f352f3939cb3ff80000
 00000000a4504f5354ab2f6f72646572733f783d319292a4486f7374a16892a3582d41a131c40200ffac504f
-5354202f6f7264657273ccc9c4087b226964223a317dc3a3312e3002a177""")
+5354202f6f7264657273ccc9c4087b226964223a317dc3a3312e30029692ae6e6f64652d612f31322f352f39
+390390909101c0c3a177""")
 
 RESULT = Result(idx=7, worker=1, due=1.5, sent=1.5005, lag_ms=0.5, wait_ms=0.0, latency_ms=2.25,
                 status=500, error=None, endpoint="POST /orders", status_ok=False, body_ok=None,
