@@ -46,14 +46,14 @@ class Dealer:
     def __init__(self, rules: Rules, schedule: Schedule, workers: int, *,
                  ramp: Ramp | None = None, loop: bool = False, due_limit: float | None = None,
                  on_record: Callable[[Record], None] | None = None,
-                 learn: Callable[[Record, Step], None] | None = None) -> None:
+                 learn: Callable[[Record, Step, int], None] | None = None) -> None:
         self.rules = rules
         self.schedule = schedule
         self.ramp = ramp
         self.loop = loop or ramp is not None
         self.due_limit = due_limit  # nothing due at or after this is dealt (--duration)
         self.on_record = on_record  # correlation hook: records in capture order, first pass
-        self.learn = learn  # correlation hook: (record, step) of each first-pass step, in order
+        self.learn = learn  # correlation hook: (record, step, worker) of each first-pass step, in order
         self.worker_of: dict[str, int] = {}
         self.last_seen: dict[str, int] = {}  # connection -> dealt steps when it was last seen
         self.dealt = 0  # steps dealt, every pass
@@ -119,7 +119,7 @@ class Dealer:
         step = make_step(k, r, req, due)
         step.iteration = self.iteration
         if first and self.learn is not None:  # correlation hook: learn before it is dealt
-            self.learn(r, step)
+            self.learn(r, step, w)
         return w, step
 
     def _forget(self) -> None:

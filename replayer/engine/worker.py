@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+import time
 from typing import TYPE_CHECKING
 
 from replayer.engine import wire
@@ -69,6 +70,14 @@ def serve_worker(runner, state: RunState, log) -> None:
         if state.worker is None:
             state.settings = wire.settings_from_wire(data["settings"])
             state.worker = data["worker"]
+            if state.settings.correlate is not None:  # correlation hook
+                from replayer.engine.correlation import CorrelateSettings, build_correlator
+
+                me = state.worker
+                state.correlation = build_correlator(
+                    CorrelateSettings.from_wire(state.settings.correlate),
+                    relay=lambda ref, values, _to: runner.send_message(wire.MSG_VALUES, {
+                        "ref": list(ref), "values": values, "at": time.time(), "from": me}))
             log.info("replay.worker.configured", worker=state.worker,
                      target=state.settings.target)
         runner.send_message(wire.MSG_CONFIGURED, {"worker": state.worker})
@@ -88,9 +97,15 @@ def serve_worker(runner, state: RunState, log) -> None:
     def on_end(msg, **_kw) -> None:
         state.ended.set()
 
+    def on_values(msg, **_kw) -> None:  # correlation hook: another worker's values
+        d = msg.data
+        if state.correlation is not None:
+            state.correlation.receive(d["ref"], d["values"], d.get("at"), time.time())
+
     for name, fn in ((wire.MSG_CONFIG, on_config), (wire.MSG_STEPS, on_steps),
                      (wire.MSG_START, on_start),
-                     (wire.MSG_STOP, on_stop), (wire.MSG_END, on_end)):
+                     (wire.MSG_STOP, on_stop), (wire.MSG_END, on_end),
+                     (wire.MSG_VALUES, on_values)):
         runner.register_message(name, fn)
 
 

@@ -25,13 +25,18 @@ _COUNTS = ("carried", "waited", "followed", "wait_ms_total", "unresolved", "made
 EXAMPLES = 20  # unexplained mismatches listed
 
 
-def section(worker_summaries: list[dict], results, learned: dict | None, *,
+def section(worker_summaries: list[dict], results=(), learned: dict | None = None, *,
             enabled: bool) -> dict:
+    """The summary.json section. The streaming engine's workers count mismatches themselves
+    (``Correlator.judged``: ``mismatches`` and ``examples`` in their summaries); ``results``
+    (Result records) is for callers that hold them."""
     eps: dict[str, dict] = defaultdict(lambda: dict.fromkeys((*_COUNTS, "wait_ms_max"), 0))
     unresolved_by: Counter = Counter()
     unresolved_idx: set[int] = set()
     jwt: Counter = Counter()
     relay_ms: list[float] = []
+    unexplained: dict[str, dict] = {}
+    examples: list[dict] = []
     shifted = relayed = evicted = 0
     for w in worker_summaries:
         for ep, c in w["endpoints"].items():
@@ -46,8 +51,18 @@ def section(worker_summaries: list[dict], results, learned: dict | None, *,
         shifted += w["times_shifted"]
         relayed += w["relayed_in"]
         evicted += w["evicted"]
-    unexplained: dict[str, dict] = {}
-    examples = []
+        for ep, m in (w.get("mismatches") or {}).items():
+            e = eps[ep]
+            for k in ("status_mismatches", "body_mismatches"):
+                e[k] = e.get(k, 0) + m[k]
+            if m["body"] or m["status"]:
+                u = unexplained.setdefault(ep, {"status": {}, "body": 0})
+                u["body"] += m["body"]
+                for st, n in m["status"].items():
+                    u["status"][int(st)] = u["status"].get(int(st), 0) + n
+        for ex in w.get("examples") or ():
+            if len(examples) < EXAMPLES:
+                examples.append(ex)
     for r in results:
         if r.error is not None or (r.status_ok and r.body_ok is not False):
             continue

@@ -16,6 +16,7 @@ from replayer.engine.correlation.correlator import Correlator
 from replayer.engine.correlation.planning import PlanLearning
 from replayer.engine.correlation.setup import CorrelateSettings, build_correlator
 from replayer.engine.correlation.store import GEVENT_WAITING, ValueStore
+from replayer.engine.correlation.streaming import StreamLearning
 
 __all__ = ["GEVENT_WAITING", "CorrelateSettings", "CorrelatedConnection", "Correlator",
-           "PlanLearning", "ValueStore", "answer_headers", "build_correlator"]
+           "PlanLearning", "StreamLearning", "ValueStore", "answer_headers", "build_correlator"]

@@ -35,6 +35,8 @@ from replayer.engine.correlation.store import FAILED, GEVENT_WAITING, TIMED_OUT,
 
 __all__ = ["Correlator", "Pending"]
 
+MAX_RELAY_MS = 10_000  # relay latencies kept for the report
+EXAMPLES = 20  # unexplained mismatches kept for the report
 MAX_UNRESOLVED_IDX = 10_000  # step indices of unresolved requests kept for the report
 
 
@@ -66,6 +68,10 @@ class Correlator:
         self.unresolved = {"producer_failed": 0, "not_in_answer": 0, "timed_out": 0,
                            "order_timed_out": 0}  # the last: not a value, not "unresolved"
         self.unresolved_idx: list[int] = []
+        self._unresolved_set: set[int] = set()
+        self.mismatches: dict[str, dict] = {}  # endpoint -> status/body mismatches, unexplained
+        self.examples: list[dict] = []  # the first unexplained mismatches
+        self.relay_all = False  # streaming: every answer that makes or is awaited is relayed
         self.times_shifted = 0
         self.jwts = JwtCounts()
         self.relay_ms: list[float] = []  # per relayed producer: sent by its worker -> here
@@ -159,6 +165,7 @@ class Correlator:
             counts["wait_ms_max"] = max(counts["wait_ms_max"], ms)
         if unresolved and len(self.unresolved_idx) < MAX_UNRESOLVED_IDX:
             self.unresolved_idx.append(s.idx)
+            self._unresolved_set.add(s.idx)
         return req
 
     # -- after the answer ----------------------------------------------------------------------
@@ -172,7 +179,7 @@ class Correlator:
                 {} if status else FAILED)
             ref = ref_of(corr)
             self._put(ref, values)
-            if corr[RELAY_TO] and self.relay is not None:
+            if (corr[RELAY_TO] or self.relay_all) and self.relay is not None:
                 self.relay(ref, values, corr[RELAY_TO])
                 self.relayed_out += 1
             if values:
@@ -197,7 +204,7 @@ class Correlator:
                 now: float | None = None) -> None:
         """Values relayed from another worker (through the master)."""
         self._put(tuple(ref), values)
-        if sent_at is not None and now is not None:
+        if sent_at is not None and now is not None and len(self.relay_ms) < MAX_RELAY_MS:
             self.relay_ms.append((now - sent_at) * 1000)
 
     def _put(self, ref: tuple, values: dict | None) -> None:
@@ -208,6 +215,25 @@ class Correlator:
                 self.strong.move_to_end(v)
         while len(self.strong) > self.store.max_refs:
             self.strong.popitem(last=False)
+
+    def judged(self, r) -> None:
+        """A judged result (the worker's sink): its mismatch counted per endpoint, and as
+        unexplained unless its request had an unresolved dependency (bounded: counters and the
+        first ``EXAMPLES`` examples, nothing per request)."""
+        if r.error is not None or (r.status_ok and r.body_ok is not False):
+            return
+        m = self.mismatches.setdefault(r.endpoint, {"status_mismatches": 0, "body_mismatches": 0,
+                                                    "status": {}, "body": 0})
+        m["status_mismatches" if not r.status_ok else "body_mismatches"] += 1
+        if r.idx in self._unresolved_set:
+            return
+        if not r.status_ok:
+            m["status"][str(r.status)] = m["status"].get(str(r.status), 0) + 1
+        else:
+            m["body"] += 1
+        if len(self.examples) < EXAMPLES:
+            self.examples.append({"idx": r.idx, "endpoint": r.endpoint, "status": r.status,
+                                  "diffs": list(r.diffs)})
 
     # -- what the worker reports -------------------------------------------------------------
     def summary(self) -> dict:
@@ -222,4 +248,5 @@ class Correlator:
                         "unreadable": self.jwts.unreadable},
                 "relayed_out": self.relayed_out, "relayed_in": len(relay),
                 "relay_ms": relay[-1000:] if len(relay) <= 1000 else relay[::len(relay) // 1000],
-                "evicted": self.store.evicted}
+                "evicted": self.store.evicted, "mismatches": self.mismatches,
+                "examples": self.examples}

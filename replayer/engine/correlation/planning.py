@@ -37,7 +37,7 @@ class PlanLearning:
         self.learn_s = 0.0  # time spent learning (the master's cost)
         self.first_ns: int | None = None  # capture time of the first record (--shift-time)
 
-    def __call__(self, record, step) -> None:
+    def __call__(self, record, step, worker: int | None = None) -> None:
         """Learn from ``record`` and put what ``step`` makes and needs on it."""
         t = time.perf_counter()
         if self.first_ns is None:

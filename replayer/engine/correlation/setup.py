@@ -29,6 +29,7 @@ class CorrelateSettings:
     first_ns: int = 0  # capture time of the range's first record (the offset's origin)
     jwt_key_file: str | None = None
     jwt_key_env: str | None = None
+    relay_all: bool = False  # more than one worker: every made value goes to the master
 
     def to_wire(self) -> dict:
         return asdict(self)
@@ -59,5 +60,7 @@ def read_jwt_key(file: str | None, env: str | None):
 def build_correlator(cs: CorrelateSettings, *, wait_s: float | None = None,
                      relay: Callable | None = None) -> Correlator:
     key = read_jwt_key(cs.jwt_key_file, cs.jwt_key_env)
-    return Correlator(wait_s=cs.wait_s if wait_s is None else wait_s, relay=relay,
+    corr = Correlator(wait_s=cs.wait_s if wait_s is None else wait_s, relay=relay,
                       capture_ns=cs.first_ns, jwt_key=key, jwt=cs.shift_time or key is not None)
+    corr.relay_all = cs.relay_all
+    return corr
