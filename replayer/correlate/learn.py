@@ -30,8 +30,10 @@ Ordering (``after``): a client's requests on different connections were ordered 
 (it sent one after an answer on another connection) without a value between them: a GET after
 a PUT of the same order, a DELETE after a GET. Replayed, the connections would race. So each
 record that carries a made value names the same client's request on another connection whose
-answer it must follow: for a write (not GET/HEAD/OPTIONS) the latest one of any kind that had
-ended when it started, for a read the latest such write (reads need not follow reads). Only
+answer it must follow: the latest one of any kind that had ended when it started. Reads follow
+reads too: a chain through every request is what orders a DELETE on one connection after a
+list read on another (with reads following only writes, the DELETE overtook that read on
+replay and the list came back short, a 2-worker race seen in tests/bpf/test_stateful_replay.py). Only
 requests that carry or make server-made values take part, so a client's stateless traffic
 (static assets, one fixed API key and no ids) is never serialised. Kept per identity key,
 bounded like the values (``max_values``).
@@ -127,8 +129,8 @@ class Learner:
         write = r.method.upper() not in _READS
         best = None
         for k in identity if carries else ():
-            for table in (self._last, self._last_write) if write else (self._last_write,):
-                got = table.get(k)
+            for table in (self._last,):  # the latest of any kind: a write after a read
+                got = table.get(k)          # elsewhere is ordered only through that read
                 if got is not None and got[1].conn != r.conn and got[0] <= r.ts_ns and (
                         best is None or got[0] > best[0]):
                     best = got
