@@ -26,17 +26,20 @@ USERS = 200
 T0_NS = 1_700_000_000_000_000_000
 
 
-def stateful_range(total: int = 20_000, rate: float = 2000.0) -> list[Record]:
+def stateful_range(total: int = 20_000, rate: float = 2000.0, users: int = USERS
+                   ) -> list[Record]:
     out = []
     for k in range(total):
-        u, i = k % USERS, k // USERS
+        p, i = k % users, k // users
+        # in B's rounds the users go shifted by one: the dealing (a new connection to the
+        # worker with the fewest steps) puts a user's A and B connections on different workers
+        u = p if i % 2 else (p + 1) % users
         token = f"tok_{u:04d}_9f8a7b6c5d4e3f2a1b0c"
         if i == 0:
             conn, seq, target, headers = f"L{u:03d}", 0, f"/api/login?user={u}", [("Host", "x")]
             rb = json.dumps({"token": token, "user": u}).encode()
         else:
-            # B's name sorts one place after A's: the dealing puts them on different workers
-            conn, seq = f"A{u:03d}" if i % 2 else f"B{(u + 1) % USERS:03d}", (i - 1) // 2
+            conn, seq = f"A{u:03d}" if i % 2 else f"B{u:03d}", (i - 1) // 2
             target, rb = f"/api/data?n={i}", b'{"ok": true}'
             headers = [("Host", "x"), ("Authorization", f"Bearer {token}")]
         out.append(Record(ts_ns=T0_NS + int(k * 1e9 / rate), conn=conn, seq=seq,
@@ -53,11 +56,13 @@ def serve_files(www: Path) -> None:
     (www / "api" / "data").write_text('{"ok": true}')
 
 
-def measure(replay, write_jsonl, url: str, work: Path) -> dict:
-    """``replay(source, url, report, *args)`` -> summary; runs both (best of two each)."""
-    rng = write_jsonl(work / "stateful.jsonl", stateful_range())
+def measure(replay, write_jsonl, url: str, work: Path, *, requests: int = 20_000,
+            users: int = USERS, rounds: int = 2) -> dict:
+    """``replay(source, url, report, *args)`` -> summary; runs both (best of ``rounds`` each)
+    over ``requests`` requests of ``users`` users."""
+    rng = write_jsonl(work / "stateful.jsonl", stateful_range(requests, users=users))
     out: dict = {}
-    for rnd, (name, extra) in enumerate(2 * (("correlate", ()), ("no_correlate",
+    for rnd, (name, extra) in enumerate(rounds * (("correlate", ()), ("no_correlate",
                                                                   ("--no-correlate",)))):
         s = replay(rng, url, work / f"corr-{name}-{rnd}", "--mode", "max", "--workers", "2",
                    *extra)

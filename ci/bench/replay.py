@@ -125,6 +125,12 @@ def main() -> int:
     ap.add_argument("--out", default="bench-results/replay.json", help="JSON output")
     ap.add_argument("--only", default=None, choices=["correlation"],
                     help="run one part only (correlation)")
+    ap.add_argument("--requests", type=int, default=20_000,
+                    help="correlation: requests in the stateful range")
+    ap.add_argument("--users", type=int, default=correlation.USERS,
+                    help="correlation: users in the stateful range")
+    ap.add_argument("--rounds", type=int, default=2,
+                    help="correlation: runs of each (with, without), best kept")
     args = ap.parse_args()
     rates = [int(r) for r in args.rates.split(",")]
     result: dict = {"date": datetime.now().isoformat(timespec="seconds"),
@@ -134,7 +140,9 @@ def main() -> int:
             nginx("static", access_log=False) as files:  # the stateful range's login answers
         correlation.serve_files(files.workdir / "www")
         print("correlation: max mode, 2 workers, stateful range (one pass)", flush=True)
-        result["correlation"] = correlation.measure(replay, write_jsonl, files.url, Path(tmp))
+        result["correlation"] = correlation.measure(replay, write_jsonl, files.url, Path(tmp),
+                                                    requests=args.requests, users=args.users,
+                                                    rounds=args.rounds)
         print("\n".join(correlation.rows(result["correlation"])), flush=True)
     if args.only == "correlation":
         write_result(result, args.out)
