@@ -134,7 +134,9 @@ def test_failed_or_late_producer_leaves_the_recorded_value_and_counts_it():
     assert ("Authorization", f"Bearer {TOKEN}") in pc.step.headers
     assert corr.unresolved["producer_failed"] == 1
     pr = corr.finalise(read)  # the create never answers: waits to the deadline
-    assert clock.now() == 2.0 and pr is None  # nothing carried: sent as it is
+    assert clock.now() == 2.0 and pr.mapping == {}  # nothing carried: sent as it is
+    assert (pr.step.target, pr.step.headers, pr.step.body) == (read.target, read.headers,
+                                                               read.body)
     assert corr.unresolved["timed_out"] == 1 and corr.unresolved["order_timed_out"] == 1
     assert corr.summary()["unresolved_idx"] == [create.idx, read.idx]
 
@@ -187,3 +189,21 @@ def test_ordering_only_between_stateful_requests_of_one_client():
     _p, steps, _ = plan_of([ex(m, "/api/ping", conn=f"s{i}", headers=key)
                             for i, m in enumerate(["POST", "GET", "PUT", "DELETE"])])
     assert [s.corr for s in steps] == [None] * 4
+
+
+def test_a_stateful_answer_shipped_before_its_follower_was_dealt_is_still_announced():
+    """A step shipped before the master dealt the request that follows it carries no
+    ``awaited`` and no ``relay_to``; its answer is still put in the store and sent to the
+    master (streaming, more than one worker), so the follower does not wait to the deadline."""
+    _plan, (login, create, read, delete), _ = plan_of(flow())
+    read.corr[AWAITED], read.corr[RELAY_TO] = False, []  # as shipped, before the delete was dealt
+    sent = []
+    corr = Correlator(waiting=SimWaiting(), wait_s=5,
+                      relay=lambda ref, values, to: sent.append((ref, values)))
+    corr.relay_all = True
+    corr.receive(login.corr[0], {TOKEN: NEW_TOKEN})
+    corr.receive(create.corr[0], {"1001": "7", UID: UID})
+    pr = corr.finalise(read)
+    corr.answered(pr, 200, [], orjson.dumps({"id": 7, "ref": UID, "qty": 2}))
+    assert corr.store.known((read.conn, read.corr[0][1]))
+    assert sent == [((read.conn, read.corr[0][1]), {})]

@@ -29,7 +29,7 @@ from replayer.correlate.values import STRONG, strength
 from replayer.engine.correlation.answers import copy_step, expected_answer, made_values
 from replayer.correlate.jwts import JwtCounts, shift_jwts
 from replayer.correlate.timeshift import shift_times
-from replayer.engine.correlation.stepwire import (AFTER, AWAITED, BINDINGS, PRODUCED, RELAY_TO,
+from replayer.engine.correlation.stepwire import (AFTER, BINDINGS, PRODUCED, RELAY_TO,
                                                   bindings_of, produced_of, ref_of)
 from replayer.engine.correlation.store import FAILED, GEVENT_WAITING, TIMED_OUT, ValueStore, Waiting
 
@@ -113,9 +113,8 @@ class Correlator:
         if self.jwt:
             req = shift_jwts(req, (self.shift_ns or 0) // 10**9, self.jwt_key, self.jwts).request
         changed = (req.target, req.headers, req.body) != (s.target, s.headers, s.body)
-        if not changed and not mapping and (corr is None or not (corr[PRODUCED]
-                                                                 or corr[AWAITED])):
-            return None  # (a copy otherwise: its expected answer may be rewritten)
+        if not changed and corr is None:
+            return None  # (a copy otherwise: its answer is announced, its expected one rewritten)
         return Pending(copy_step(s, req.target, list(req.headers), req.body), mapping)
 
     def _bind(self, s, req: HttpRequest, mapping: dict, waited_s: float = 0.0) -> HttpRequest:
@@ -174,7 +173,8 @@ class Correlator:
         s = p.step
         corr = s.corr
         mapping = p.mapping
-        if corr is not None and (corr[PRODUCED] or corr[AWAITED]):
+        if corr is not None:  # every stateful answer is announced: a step dealt later may
+            # follow it (``after``), and this one may have been shipped before that was known
             values = self._made(s, status, headers, body) if corr[PRODUCED] else (
                 {} if status else FAILED)
             ref = ref_of(corr)
