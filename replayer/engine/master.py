@@ -210,6 +210,7 @@ class Master:
             time_limit=cfg.duration, clock=GEVENT_CLOCK)
         feeding = gevent.spawn(feeder.run)
         deadline = None
+        last_sent = -1
         stopped = ended = False
         while len(self.done) < self.n:
             runner.greenlet.join(0.1)
@@ -235,7 +236,9 @@ class Master:
                     self.out.first_request_s = round(feeder.first_sent_at - self.created, 3)
                 runner.send_message(wire.MSG_END, {})
                 ended = True
-                deadline = time.monotonic() + cfg.timeout + 60
+            if ended and self.out.totals.sent != last_sent:  # the workers still make progress
+                last_sent = self.out.totals.sent  # (requests waiting for values, up to the
+                deadline = time.monotonic() + cfg.timeout + 60 + self._wait_s()  # wait each)
             if self.out.first_request_s is None and feeder.first_sent_at is not None:
                 self.out.first_request_s = round(feeder.first_sent_at - self.created, 3)
             now = time.monotonic()
@@ -264,6 +267,10 @@ class Master:
             self.out.noise.merge_wire(data["noise"])
 
     # -- helpers -------------------------------------------------------------------------------
+    def _wait_s(self) -> float:
+        """The longest a request may wait for a value (correlation hook: --correlate-wait)."""
+        return float((self.cfg.correlate or {}).get("wait_s", 0.0))
+
     def _relay(self, d: dict) -> None:
         """Correlation: one worker's values, passed on by ``cfg.values`` (StreamLearning)."""
         if self.cfg.values is not None:

@@ -71,7 +71,7 @@ class Correlator:
         self._unresolved_set: set[int] = set()
         self.mismatches: dict[str, dict] = {}  # endpoint -> status/body mismatches, unexplained
         self.examples: list[dict] = []  # the first unexplained mismatches
-        self.relay_all = False  # streaming: every answer that makes or is awaited is relayed
+        self.relay_all = False  # streaming: every stateful answer is relayed (announced)
         self.times_shifted = 0
         self.jwts = JwtCounts()
         self.relay_ms: list[float] = []  # per relayed producer: sent by its worker -> here

@@ -9,8 +9,9 @@
 - ``relay_to``: workers (indices) that need this step's values (set by ``PlanLearning.link``);
 - ``after``: ``[conn, seq]`` of the same client's request on another connection whose answer
   this one must follow (``Learned.after``), or None;
-- ``awaited``: True when a later step follows this one's answer (``after``): its answer is
-  announced (in the store, and relayed) even when it makes no value.
+- ``awaited``: True when a later step follows this one's answer (``after``), if known when
+  the step was shipped (informative: every step with ``corr`` announces its answer, in the
+  store and relayed, since its followers may be dealt after it was sent).
 
 A step without any of them has ``corr = None`` (most steps: nothing extra on the wire).
 """

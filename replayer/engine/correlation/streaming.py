@@ -3,9 +3,9 @@
 The streaming engine (``replayer.engine.dealer.Dealer``) hands each first-pass step, in capture
 order, to ``StreamLearning(record, step, worker)`` just before it is dealt: it learns
 (``PlanLearning``) and puts on the step what it makes and needs (``Step.corr``). A step is sent
-before the whole range is read, so which workers need a producer's values is known only as
-their consumers are dealt: with more than one worker, every worker sends the values of each
-answer that makes some (or that a later request follows) to the master (``relay_all``), and
+before the whole range is read, so which workers need a producer's values (and whether a later
+step follows it) is known only as their consumers are dealt: with more than one worker, every
+worker sends each answer of a step with ``corr`` to the master (``relay_all``), and
 the master passes them on (``relayed``) to the workers whose steps need them (``routes``, filled
 as consumers are dealt); values that arrived before their consumer was dealt are kept
 (``made``) and sent when it is. Everything here is bounded by ``max_refs`` (oldest dropped,
