@@ -31,7 +31,7 @@ LOOKAHEAD_S = 3.0  # timed modes: how far ahead of its due time a step is sent
 CREDIT = 10_000  # steps a worker may hold, dealt and not finished (every mode)
 BATCH = 200  # steps per message at most
 POLL_S = 0.01
-YIELD_EVERY_S = 0.02  # dealing yields to the master's other greenlets at least this often
+YIELD_EVERY_S = 0.005  # dealing yields to the master's other greenlets at least this often
 
 
 class Feeder:
@@ -85,9 +85,9 @@ class Feeder:
                 batch.append(step)
                 if len(batch) >= BATCH:
                     self._flush(w)
-                    if now() - last_yield >= YIELD_EVERY_S:  # a real sleep: the hub polls I/O
-                        sleep(0.001)  # and timers (heartbeats, shipments, the master's loop)
-                        last_yield = now()
+                if now() - last_yield >= YIELD_EVERY_S:  # a real sleep: the hub polls I/O and
+                    sleep(0.001)  # timers (heartbeats, shipments, relayed values, the loop)
+                    last_yield = now()
             self._flush_all()
         finally:
             self.done = True

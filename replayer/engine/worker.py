@@ -72,12 +72,12 @@ def serve_worker(runner, state: RunState, log) -> None:
             state.worker = data["worker"]
             if state.settings.correlate is not None:  # correlation hook
                 from replayer.engine.correlation import CorrelateSettings, build_correlator
+                from replayer.engine.correlation.relaying import Announcer
 
-                me = state.worker
                 state.correlation = build_correlator(
                     CorrelateSettings.from_wire(state.settings.correlate),
-                    relay=lambda ref, values, _to: runner.send_message(wire.MSG_VALUES, {
-                        "ref": list(ref), "values": values, "at": time.time(), "from": me}))
+                    relay=Announcer(lambda d: runner.send_message(wire.MSG_VALUES, d),
+                                    state.worker))
             log.info("replay.worker.configured", worker=state.worker,
                      target=state.settings.target)
         runner.send_message(wire.MSG_CONFIGURED, {"worker": state.worker})
@@ -100,7 +100,9 @@ def serve_worker(runner, state: RunState, log) -> None:
     def on_values(msg, **_kw) -> None:  # correlation hook: another worker's values
         d = msg.data
         if state.correlation is not None:
-            state.correlation.receive(d["ref"], d["values"], d.get("at"), time.time())
+            now = time.time()
+            for ref, values, at in d["items"]:  # (replayer.engine.correlation.relaying)
+                state.correlation.receive(ref, values, at, now)
 
     for name, fn in ((wire.MSG_CONFIG, on_config), (wire.MSG_STEPS, on_steps),
                      (wire.MSG_START, on_start),

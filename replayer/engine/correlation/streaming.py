@@ -30,7 +30,7 @@ class StreamLearning(PlanLearning):
         self.max_refs = max_refs
         self._where: OrderedDict[tuple, int] = OrderedDict()  # producer ref -> its worker
         self.routes: OrderedDict[tuple, set[int]] = OrderedDict()  # ref -> workers needing it
-        self.made: OrderedDict[tuple, dict] = OrderedDict()  # ref -> its relayed message
+        self.made: OrderedDict[tuple, list] = OrderedDict()  # ref -> its relayed item
         self.send: Callable[[int, dict], None] | None = None  # the master's (worker, message)
         self.dropped = 0  # references forgotten (max_refs)
         self.forwarded = 0  # value messages passed on to a worker
@@ -61,22 +61,27 @@ class StreamLearning(PlanLearning):
             p = self._steps.get(ref)
             if p is not None and p.corr is not None and worker not in p.corr[RELAY_TO]:
                 p.corr[RELAY_TO].append(worker)  # reaches the worker if not sent yet
-            msg = self.made.get(ref)
-            if msg is not None and self.send is not None:  # made before this step was dealt
-                self.send(worker, msg)
+            item = self.made.get(ref)
+            if item is not None and self.send is not None:  # made before this step was dealt
+                self.send(worker, {"items": [item]})
                 self.forwarded += 1
 
     def relayed(self, msg: dict) -> None:
-        """A worker's values (``rewind_values``): to each worker that needs them, and kept for
-        steps dealt later."""
-        ref = tuple(msg["ref"])
-        self._bounded(self.made)[ref] = msg
+        """A worker's answers (``rewind_values``, ``relaying.Announcer``): each to the workers
+        that need it (one message per worker), and kept for steps dealt later."""
+        out: dict[int, list] = {}
+        sender = msg.get("from")
+        for item in msg["items"]:
+            ref = tuple(item[0])
+            self._bounded(self.made)[ref] = item
+            for w in self.routes.get(ref, ()):
+                if w != sender:
+                    out.setdefault(w, []).append(item)
         if self.send is None:
             return
-        for w in self.routes.get(ref, ()):
-            if w != msg.get("from"):
-                self.send(w, msg)
-                self.forwarded += 1
+        for w, items in out.items():
+            self.send(w, {"items": items})
+            self.forwarded += len(items)
 
     def _bounded(self, d: OrderedDict) -> OrderedDict:
         while len(d) >= self.max_refs:
