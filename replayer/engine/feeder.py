@@ -31,7 +31,7 @@ LOOKAHEAD_S = 3.0  # timed modes: how far ahead of its due time a step is sent
 CREDIT = 10_000  # steps a worker may hold, dealt and not finished (every mode)
 BATCH = 200  # steps per message at most
 POLL_S = 0.01
-YIELD_EVERY_S = 0.005  # dealing yields to the master's other greenlets at least this often
+YIELD_EVERY_S = 0.02  # dealing yields to the master's other greenlets at least this often
 
 
 class Feeder:
