@@ -8,13 +8,14 @@ process or as a Pod elsewhere (``rewind-replay-worker``). The conversation, mast
   rewind_steps   {"steps": [Step, ...]}               dealt as the master reads the range
   rewind_stop    {"at": s after t0}                    send nothing due from then on
   rewind_end     {}                                    no more steps will come
-  rewind_values  {"ref", "values", "at", "from"}        correlation: another worker's values
+  rewind_values  {"items": [[ref, values, at], ...]}   correlation: other workers' answers
 
 and worker -> master: rewind_configured {"worker"}, rewind_started {"worker"}, rewind_summary
 {"worker", "finished", "cells", "due", "steps", "noise"} (every ``SHIP_EVERY_S``: the
 ``replayer.judge.aggregate.Aggregator``'s shipment; ``finished`` steps are the master's credits),
-rewind_done {"worker", "crashed", "unsent", "correlation"}; rewind_values (the values an
-answer made: the master passes them on to the workers that need them). Locust drops a
+rewind_done {"worker", "crashed", "unsent", "correlation"}; rewind_values {"items", "from"}
+(the answers of stateful steps, batched: ``replayer.engine.correlation.relaying``; the master
+passes each on to the workers that need it). Locust drops a
 message that arrives before its handler is registered, hence the repeats of config and start.
 The master's side is ``replayer.engine.master`` and ``replayer.engine.feeder``, the worker's
 ``replayer.engine.worker``.
