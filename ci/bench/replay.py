@@ -19,6 +19,12 @@ Against nginx answering 200 to everything (tests/support/servers.py ``nginx("ret
    follows the stream with 2 workers: lag from arrival at the replayer to send, total and the
    scheduler's own part.
 
+5. Correlation (issue 15, ``ci/bench/correlation.py``): ``max`` mode on 2 workers, one pass
+   over a 20,000-request stateful range (a login's token carried into every later request of
+   its user, on other connections), with and without ``--no-correlate``: requests/s and their
+   ratio, the master's learning time per record, and the latency of values relayed between
+   workers. ``--only correlation`` runs this part alone.
+
 Prints a Markdown table and writes JSON (--out). Numbers from a shared 2-core VM where nginx
 (2 worker processes), the replay master, its workers and this script share the cores.
 """
@@ -39,6 +45,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+from ci.bench import correlation  # noqa: E402
 from ci.bench.lib import write_result  # noqa: E402
 from tests.support.replay import traffic, write_jsonl  # noqa: E402
 from tests.support.redis_server import RedisServer  # noqa: E402
@@ -116,11 +123,30 @@ def main() -> int:
     ap.add_argument("--follow-rate", type=int, default=500,
                     help="--follow: records XADDed per second (0: skip)")
     ap.add_argument("--out", default="bench-results/replay.json", help="JSON output")
+    ap.add_argument("--only", default=None, choices=["correlation"],
+                    help="run one part only (correlation)")
+    ap.add_argument("--requests", type=int, default=20_000,
+                    help="correlation: requests in the stateful range")
+    ap.add_argument("--users", type=int, default=correlation.USERS,
+                    help="correlation: users in the stateful range")
+    ap.add_argument("--rounds", type=int, default=2,
+                    help="correlation: runs of each (with, without), best kept")
     args = ap.parse_args()
     rates = [int(r) for r in args.rates.split(",")]
     result: dict = {"date": datetime.now().isoformat(timespec="seconds"),
                     "host": platform.node(), "cpus": os.cpu_count(), "seconds": args.seconds,
                     "connections": CONNS, "max": {}, "recorded": {}, "plain_locust": {}}
+    with tempfile.TemporaryDirectory(prefix="bench-replay-") as tmp, \
+            nginx("static", access_log=False) as files:  # the stateful range's login answers
+        correlation.serve_files(files.workdir / "www")
+        print("correlation: max mode, 2 workers, stateful range (one pass)", flush=True)
+        result["correlation"] = correlation.measure(replay, write_jsonl, files.url, Path(tmp),
+                                                    requests=args.requests, users=args.users,
+                                                    rounds=args.rounds)
+        print("\n".join(correlation.rows(result["correlation"])), flush=True)
+    if args.only == "correlation":
+        write_result(result, args.out)
+        return 0
     with tempfile.TemporaryDirectory(prefix="bench-replay-") as tmp, \
             nginx("return200", access_log=False) as srv:
         work = Path(tmp)

@@ -3,7 +3,7 @@ carry back, so a replay without correlation meets 401, 403, 404 and 412 (issue 1
 
 JSON API (Authorization: Bearer <token> on all but login):
   POST   /api/login {user}            200 {token, user}: a random bearer token
-  POST   /api/orders {item, qty}      201 {id (a sequence), ref (a UUID), item, qty, version,
+  POST   /api/orders {item, qty}      201 {id (a sequence from 1001), ref (a UUID), item, qty, version,
                                       created_at}, Location: /api/orders/<id>, ETag
   GET    /api/orders/<id>             200 the order + ETag; 404 unknown, 403 another user's
   PUT    /api/orders/<id> {qty}       If-Match: <ETag> required (428), must match (412)
@@ -59,6 +59,10 @@ def create_app(db_path: str | None = None, regression: bool | None = None) -> Fl
     conn = sqlite3.connect(db_path, timeout=15)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.executescript(_SCHEMA)
+    with conn:  # order ids start at 1001, as in a database that has lived a while: a small
+        # client-chosen number (a qty) never equals a server-made id by chance
+        if conn.execute("SELECT 1 FROM sqlite_sequence WHERE name = 'orders'").fetchone() is None:
+            conn.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('orders', 1000)")
     conn.close()
     local = threading.local()
 

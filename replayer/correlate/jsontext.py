@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from functools import lru_cache
 from json.decoder import scanstring
 
 __all__ = ["MAX_LEAVES", "leaves", "show", "spans", "template"]
@@ -36,11 +37,13 @@ def leaves(obj, path: tuple = ()) -> Iterator[tuple[tuple, object]]:
             yield p, o
 
 
+@lru_cache(maxsize=4096)  # a few paths recur on every record of an API: learning's hot path
 def show(path: tuple) -> str:
     return "$" + "".join(f"[{s}]" if isinstance(s, int) else
                          f".{s}" if _KEY.match(s) else f"[{json.dumps(s)}]" for s in path)
 
 
+@lru_cache(maxsize=4096)
 def template(path: tuple) -> str:
     return "$" + "".join("[*]" if isinstance(s, int) else
                          f".{s}" if _KEY.match(s) else f"[{json.dumps(s)}]" for s in path)

@@ -24,8 +24,22 @@ is at most about ``2 * max_values * (512 + ~400)`` bytes, whatever the range's l
 
 Output per record (``Learned``): what its answer made (``produced``: the engine reads the same
 places of the candidate's answer) and what its request needs (``bindings``: recorded value,
-producing record, the places it is made at and used at). ``rules()`` aggregates all uses:
-producer endpoint + extractor -> consumer endpoint + place, with counts.
+producing record, the places it is made at and used at).
+
+Ordering (``after``): a client's requests on different connections were ordered by the client
+(it sent one after an answer on another connection) without a value between them: a GET after
+a PUT of the same order, a DELETE after a GET. Replayed, the connections would race. So each
+record that carries a made value names the same client's request on another connection whose
+answer it must follow: the latest one of any kind that had ended when it started. Reads follow
+reads too: a chain through every request is what orders a DELETE on one connection after a
+list read on another (with reads following only writes, the DELETE overtook that read on
+replay and the list came back short, a 2-worker race seen in tests/bpf/test_stateful_replay.py). Only
+requests that carry or make server-made values take part, so a client's stateless traffic
+(static assets, one fixed API key and no ids) is never serialised. Kept per identity key,
+bounded like the values (``max_values``).
+
+``rules()`` aggregates all uses: producer endpoint + extractor -> consumer endpoint + place,
+with counts.
 """
 
 from __future__ import annotations
@@ -81,6 +95,8 @@ class Learner:
         self._shared: OrderedDict[str, int] = OrderedDict()
         self._rules: Counter = Counter()
         self._examples: dict[tuple, str] = {}
+        self._last: OrderedDict[str, tuple] = OrderedDict()  # identity key -> (end_ns, ref) of its
+        self._last_write: OrderedDict[str, tuple] = OrderedDict()  # latest request / write
 
     # -- per record --------------------------------------------------------------------------
     def feed(self, r) -> Learned:
@@ -102,8 +118,33 @@ class Learner:
         for t in sent:
             self._saw(t, identity, r.ts_ns)
         produced = self._productions(r, ref, identity, carried) if 100 <= r.status < 400 else ()
+        after = self._order(r, ref, identity, bool(bindings), bool(bindings or produced))
         self._expire(r.ts_ns)  # the count bound holds after each record
-        return Learned(ref, produced, bindings)
+        return Learned(ref, produced, bindings, after)
+
+    def _order(self, r, ref: RecordRef, identity, carries: bool, stateful: bool
+               ) -> RecordRef | None:
+        if not stateful:  # touches no server-made value: neither waits nor is waited for
+            return None
+        write = r.method.upper() not in _READS
+        best = None
+        for k in identity if carries else ():
+            for table in (self._last,):  # the latest of any kind: a write after a read
+                got = table.get(k)          # elsewhere is ordered only through that read
+                if got is not None and got[1].conn != r.conn and got[0] <= r.ts_ns and (
+                        best is None or got[0] > best[0]):
+                    best = got
+        mine = (r.ts_ns + r.latency_us * 1000, ref)
+        for k in identity:
+            for table in (self._last, self._last_write) if write else (self._last,):
+                table[k] = mine
+                table.move_to_end(k)
+                while len(table) > self.max_values:
+                    table.popitem(last=False)
+        if best is None:
+            return None
+        self.stats.ordered += 1
+        return best[1]
 
     def _identity(self, r, slots) -> frozenset[str]:
         keys: set[str] = set()
@@ -256,6 +297,9 @@ class Learner:
         """Every rule seen, most used first."""
         return [Rule(*key, n, self._examples[key]) for key, n in
                 sorted(self._rules.items(), key=lambda kv: (-kv[1], kv[0]))]
+
+
+_READS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def _credential_header(name: str) -> bool:

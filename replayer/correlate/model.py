@@ -41,6 +41,8 @@ class Learned:
     ref: RecordRef
     produced: tuple[Production, ...] = ()
     bindings: tuple[Binding, ...] = ()
+    after: RecordRef | None = None  # the same client's earlier request (another connection)
+    # whose answer this one came after, and must on replay too (see learn.Learner: ordering)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +77,7 @@ class LearnStats:
     bodies_unparsed: int = 0
     bodies_not_scanned: int = 0
     leaves_cut: int = 0
+    ordered: int = 0  # requests that must come after another connection's answer (same client)
 
 
 # -- the wire: plain lists for JSON (a shard on disk, a master-worker message) ----------------
@@ -84,17 +87,19 @@ def learned_to_wire(learned: Learned) -> list:
             [[p.value, [_ex(e) for e in p.extractors]] for p in learned.produced],
             [[b.value, list(b.producer), [_ex(e) for e in b.extractors],
               [[u.place, u.name, u.encoding, list(u.steps)] for u in b.uses]]
-             for b in learned.bindings]]
+             for b in learned.bindings],
+            list(learned.after) if learned.after else None]
 
 
 def learned_from_wire(data: list) -> Learned:
-    ref, produced, bindings = data
+    ref, produced, bindings, after = data if len(data) == 4 else (*data, None)
     return Learned(
         RecordRef(*ref),
         tuple(Production(v, tuple(_unex(e) for e in exs)) for v, exs in produced),
         tuple(Binding(v, RecordRef(*prod), tuple(_unex(e) for e in exs),
                       tuple(Use(p, n, enc, tuple(steps)) for p, n, enc, steps in uses))
-              for v, prod, exs, uses in bindings))
+              for v, prod, exs, uses in bindings),
+        RecordRef(*after) if after else None)
 
 
 def _ex(e: Extractor) -> list:

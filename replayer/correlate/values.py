@@ -77,9 +77,22 @@ def id_like_segment(segment: str) -> bool:
     return bool(_ID_SEGMENT.match(segment))
 
 
-def tokens(text: str) -> set[str]:
+def tokens(text: str) -> frozenset[str]:
     """The pieces of ``text`` a value can be: the whole text, its comma/semicolon/space parts
-    (quotes and a weak ETag's ``W/`` taken off), and its runs of token characters."""
+    (quotes and a weak ETag's ``W/`` taken off), and its runs of token characters. Short texts
+    (headers, path segments, ids: they repeat across requests) are remembered."""
+    return _short_tokens(text) if len(text) <= SHORT_TEXT else frozenset(_tokens(text))
+
+
+SHORT_TEXT = 256  # texts up to this long are cached by tokens() (at most 64 Ki of them)
+
+
+@lru_cache(maxsize=1 << 16)
+def _short_tokens(text: str) -> frozenset[str]:
+    return frozenset(_tokens(text))
+
+
+def _tokens(text: str) -> set[str]:
     out = {text}
     if len(text) > 2 and text[0] == text[-1] == '"':
         out.add(text[1:-1])

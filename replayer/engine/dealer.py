@@ -45,13 +45,15 @@ _SWEEP_EVERY = 100_000
 class Dealer:
     def __init__(self, rules: Rules, schedule: Schedule, workers: int, *,
                  ramp: Ramp | None = None, loop: bool = False, due_limit: float | None = None,
-                 on_record: Callable[[Record], None] | None = None) -> None:
+                 on_record: Callable[[Record], None] | None = None,
+                 learn: Callable[[Record, Step, int], None] | None = None) -> None:
         self.rules = rules
         self.schedule = schedule
         self.ramp = ramp
         self.loop = loop or ramp is not None
         self.due_limit = due_limit  # nothing due at or after this is dealt (--duration)
         self.on_record = on_record  # correlation hook: records in capture order, first pass
+        self.learn = learn  # correlation hook: (record, step, worker) of each first-pass step, in order
         self.worker_of: dict[str, int] = {}
         self.last_seen: dict[str, int] = {}  # connection -> dealt steps when it was last seen
         self.dealt = 0  # steps dealt, every pass
@@ -116,6 +118,8 @@ class Dealer:
             self._forget()
         step = make_step(k, r, req, due)
         step.iteration = self.iteration
+        if first and self.learn is not None:  # correlation hook: learn before it is dealt
+            self.learn(r, step, w)
         return w, step
 
     def _forget(self) -> None:
@@ -162,11 +166,16 @@ class Dealer:
                 return
 
 
-def build_plan(records: Iterable[Record], rules: Rules, schedule: Schedule, workers: int) -> Plan:
+def build_plan(records: Iterable[Record], rules: Rules, schedule: Schedule, workers: int,
+               learn=None) -> Plan:
     """One pass of ``records`` (capture order) dealt as a run deals them, collected per worker:
-    for tests and small tools (a run streams instead of holding a Plan)."""
-    dealer = Dealer(rules, schedule, workers)
+    for tests and small tools (a run streams instead of holding a Plan). ``learn``
+    (correlation, ``PlanLearning``) sees each step as it is made and links the dealt plan."""
+    dealer = Dealer(rules, schedule, workers, learn=learn)
     shards: list[list[Step]] = [[] for _ in range(workers)]
     for w, step in dealer.passes(lambda: records):
         shards[w].append(step)
-    return Plan(shards, dict(dealer.skipped), dealer.span)
+    plan = Plan(shards, dict(dealer.skipped), dealer.span)
+    if learn is not None:  # correlation hook: values needed on another worker are relayed
+        learn.link(plan.shards)
+    return plan

@@ -85,9 +85,9 @@ class Feeder:
                 batch.append(step)
                 if len(batch) >= BATCH:
                     self._flush(w)
-                    if now() - last_yield >= YIELD_EVERY_S:  # a real sleep: the hub polls I/O
-                        sleep(0.001)  # and timers (heartbeats, shipments, the master's loop)
-                        last_yield = now()
+                if now() - last_yield >= YIELD_EVERY_S:  # a real sleep: the hub polls I/O and
+                    sleep(0.001)  # timers (heartbeats, shipments, relayed values, the loop)
+                    last_yield = now()
             self._flush_all()
         finally:
             self.done = True

@@ -68,6 +68,8 @@ class Connection:
         self.connect_timeout = min(timeout, 10.0) if connect_timeout is None else connect_timeout
         self.sock = None
         self._builders = {}
+        self.raw_head: list[bytes] = []  # correlation hook: the last answer's bytes up to the
+        # end of its head (replayer.engine.correlation reads its headers)
 
     # -- building, once per step ---------------------------------------------------------------
     def prepare(self, s) -> Prepared:
@@ -131,6 +133,7 @@ class Connection:
     def _answer(self, sock, head: bool) -> tuple[int, bytes]:
         r = _Reader(head)
         p = r.parser = HttpResponseParser(r)
+        self.raw_head = r.raw  # correlation hook
         try:
             while not r.done:
                 data = sock.recv(BLOCK)

@@ -67,6 +67,8 @@ class RunConfig:
     baseline_pass: int = 0  # --baseline: 1 spills answers on the workers, 2 learns from them
     live_metrics: LiveMetrics | None = None  # --metrics-port: fed with every summary received
     prestarted: LocalWorkers | None = None  # local workers already started for bind_port
+    correlate: dict | None = None  # correlation hook: CorrelateSettings.to_wire(); None: off
+    values: object = None  # correlation hook: StreamLearning (routes values between workers)
 
 
 @dataclass(slots=True)
@@ -89,6 +91,8 @@ class RunResult:
     noise: Noise | None = None  # --baseline pass 2: what the workers learned
     unsent: int = 0  # steps dealt but not sent (due past --duration or the stop)
     first_request_s: float | None = None  # from the master's start to the first batch sent
+    correlation: list[dict] = field(default_factory=list)  # correlation hook: each worker's
+    # Correlator.summary() (bounded counters; replayer/judge/correlation_report.py)
 
 
 def run_stream(stream: Stream, cfg: RunConfig, *,
@@ -127,6 +131,8 @@ class Master:
             if crashed:
                 raise RunError(f"replay greenlets crashed: {crashed[:3]}")
             self.out.unsent = sum(d.get("unsent", 0) for d in self.done.values())
+            self.out.correlation = [d["correlation"] for d in self.done.values()
+                                    if d.get("correlation")]  # correlation hook
             self.out.wall_s = time.time() - t0
             self.runner.greenlet.join(0.5)  # let the workers' last stats reports arrive
             return self.out
@@ -150,7 +156,8 @@ class Master:
                 (wire.MSG_CONFIGURED, lambda d: self.configured.add(d["worker"])),
                 (wire.MSG_STARTED, lambda d: self.acked.add(d["worker"])),
                 (wire.MSG_SUMMARY, self._on_summary),
-                (wire.MSG_DONE, lambda d: self.done.__setitem__(d["worker"], d))):
+                (wire.MSG_DONE, lambda d: self.done.__setitem__(d["worker"], d)),
+                (wire.MSG_VALUES, self._relay)):  # correlation hook
             runner.register_message(name, lambda msg, _h=handler, **_kw: _h(msg.data))
         if cfg.external:
             if cfg.log:
@@ -166,7 +173,11 @@ class Master:
         settings = wire.settings_to_wire(wire.Settings(
             target=cfg.target, ignore=cfg.ignore, timeout=cfg.timeout, duration=cfg.duration,
             ramp=cfg.ramp, timed=cfg.timed, idle_s=cfg.idle_s, noise=cfg.noise or {},
-            baseline_pass=cfg.baseline_pass, spill_dir=cfg.workdir if cfg.baseline_pass else ""))
+            baseline_pass=cfg.baseline_pass, spill_dir=cfg.workdir if cfg.baseline_pass else "",
+            correlate=cfg.correlate))
+        if cfg.values is not None:  # correlation hook: values to the workers that need them
+            cfg.values.send = lambda w, d: self.runner.send_message(wire.MSG_VALUES, d,
+                                                                     self.ids[w])
 
         def send_config() -> None:
             for w, cid in enumerate(self.ids):
@@ -199,6 +210,7 @@ class Master:
             time_limit=cfg.duration, clock=GEVENT_CLOCK)
         feeding = gevent.spawn(feeder.run)
         deadline = None
+        last_sent = -1
         stopped = ended = False
         while len(self.done) < self.n:
             runner.greenlet.join(0.1)
@@ -224,7 +236,9 @@ class Master:
                     self.out.first_request_s = round(feeder.first_sent_at - self.created, 3)
                 runner.send_message(wire.MSG_END, {})
                 ended = True
-                deadline = time.monotonic() + cfg.timeout + 60
+            if ended and self.out.totals.sent != last_sent:  # the workers still make progress
+                last_sent = self.out.totals.sent  # (requests waiting for values, up to the
+                deadline = time.monotonic() + cfg.timeout + 60 + self._wait_s()  # wait each)
             if self.out.first_request_s is None and feeder.first_sent_at is not None:
                 self.out.first_request_s = round(feeder.first_sent_at - self.created, 3)
             now = time.monotonic()
@@ -253,6 +267,15 @@ class Master:
             self.out.noise.merge_wire(data["noise"])
 
     # -- helpers -------------------------------------------------------------------------------
+    def _wait_s(self) -> float:
+        """The longest a request may wait for a value (correlation hook: --correlate-wait)."""
+        return float((self.cfg.correlate or {}).get("wait_s", 0.0))
+
+    def _relay(self, d: dict) -> None:
+        """Correlation: one worker's values, passed on by ``cfg.values`` (StreamLearning)."""
+        if self.cfg.values is not None:
+            self.cfg.values.relayed(d)
+
     def _check(self) -> None:
         from locust.runners import STATE_MISSING
 

@@ -45,6 +45,8 @@ class Step:
     rec_body_ok: bool  # False when the recorded response body was cut: do not compare it
     version: str = "1.1"  # HTTP version of the request line, as recorded ("1.0" or "1.1")
     iteration: int = 0  # loop iteration (0 unless --loop or ramp); due already includes it
+    corr: list | None = None  # correlation hook: what its answer makes and its request needs
+    # (replayer/engine/correlation/stepwire.py); None for most steps
 
 
 @dataclass(slots=True)

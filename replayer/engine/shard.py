@@ -88,6 +88,7 @@ class Shard:
         now, sleep, t0 = self.clock.now, self.clock.sleep, self.t0
         hooks = self.hooks
         after = hooks.after_answer if hooks.active else None
+        finalise = getattr(client, "finalise", None)  # correlation hook (CorrelatedConnection)
         prev_done = t0
         first = True
         try:
@@ -123,6 +124,9 @@ class Shard:
                     continue
                 if hooks.active:
                     s = hooks.before_send(s)
+                    sent = now()
+                if finalise is not None:  # correlation hook: wait for values, carry them
+                    s, req = finalise(s, req if req is not None else client.prepare(s))
                     sent = now()
                 prev_done = send_step(s, client, t0, s.due, prev_done, self.sink,
                                       worker=self.worker, comparer=self.comparer, fire=self.fire,

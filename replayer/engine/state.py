@@ -32,6 +32,7 @@ class RunState:
     ended: Event = field(default_factory=Event)  # no more steps will come
     claimed: bool = False  # a ReplayUser took this run (one per worker replays)
     finished: bool = False  # this worker sent all its results and said done
+    correlation: object = None  # correlation hook: the run's Correlator (engine/correlation)
 
     def add_steps(self, steps: list[Step]) -> None:
         """Steps that arrived: to the shard once the replay runs, else kept until it does."""

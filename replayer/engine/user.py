@@ -27,6 +27,7 @@ from locust import User, constant, task
 from locust.exception import StopUser
 
 from replayer.engine.live_metrics import LATENCY_BUCKETS  # the live histogram's bounds
+from replayer.engine.correlation import CorrelatedConnection
 from replayer.engine.http1 import Connection
 from replayer.engine.shard import Shard
 from replayer.engine.state import RunState
@@ -65,8 +66,16 @@ class ReplayUser(User):
             def sink(r, _add=agg.add, _spill=spill.add):
                 _add(r)
                 _spill(r)
+        corr = state.correlation
+        if corr is not None:  # correlation hook: mismatches counted, explained or not
+            if cfg.correlate.get("shift_time"):
+                corr.set_offset(int(state.t0_wall * 1e9) - cfg.correlate["first_ns"])
+
+            def sink(r, _inner=sink, _judged=corr.judged):
+                _judged(r)
+                _inner(r)
         comparer = Comparer(cfg.ignore, cfg.noise, keep_bodies=cfg.baseline_pass > 0)
-        shard = Shard(_client_factory(cfg), t0, sink, worker=state.worker, comparer=comparer,
+        shard = Shard(_client_factory(cfg, corr), t0, sink, worker=state.worker, comparer=comparer,
                       fire=self.environment.events.request.fire, idle_s=cfg.idle_s,
                       limit=state.limit, hooks=state.hooks)
         pending, state.steps = state.steps, []
@@ -81,13 +90,17 @@ class ReplayUser(User):
         _ship_once(runner, state.worker, agg, shard, spill, shipped)
         if spill is not None:
             spill.close()
-        runner.send_message(MSG_DONE, {"worker": state.worker, "crashed": shard.crashed,
-                                       "unsent": shard.unsent})
+        done = {"worker": state.worker, "crashed": shard.crashed, "unsent": shard.unsent}
+        if corr is not None:  # correlation hook: the Correlator's counters
+            done["correlation"] = corr.summary()
+        runner.send_message(MSG_DONE, done)
         state.finished = True
         raise StopUser()
 
 
-def _client_factory(cfg: Settings):
+def _client_factory(cfg: Settings, corr=None):
+    if corr is not None:  # correlation hook: the Correlator between pacing and socket
+        return lambda: CorrelatedConnection(Connection(cfg.target, cfg.timeout), corr)
     return lambda: Connection(cfg.target, cfg.timeout)
 
 

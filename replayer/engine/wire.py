@@ -8,13 +8,16 @@ process or as a Pod elsewhere (``rewind-replay-worker``). The conversation, mast
   rewind_steps   {"steps": [Step, ...]}               dealt as the master reads the range
   rewind_stop    {"at": s after t0}                    send nothing due from then on
   rewind_end     {}                                    no more steps will come
+  rewind_values  {"items": [[ref, values, at], ...]}   correlation: other workers' answers
 
 and worker -> master: rewind_configured {"worker"}, rewind_started {"worker"}, rewind_summary
 {"worker", "finished", "cells", "due", "steps", "noise"} (every ``SHIP_EVERY_S``: the
 ``replayer.judge.aggregate.Aggregator``'s shipment; ``finished`` steps are the master's credits),
-rewind_done {"worker", "crashed", "unsent"}. Locust drops a message that arrives before its
-handler is registered, hence the repeats of config and start. The master's side is
-``replayer.engine.master`` and ``replayer.engine.feeder``, the worker's
+rewind_done {"worker", "crashed", "unsent", "correlation"}; rewind_values {"items", "from"}
+(the answers of stateful steps, batched: ``replayer.engine.correlation.relaying``; the master
+passes each on to the workers that need it). Locust drops a
+message that arrives before its handler is registered, hence the repeats of config and start.
+The master's side is ``replayer.engine.master`` and ``replayer.engine.feeder``, the worker's
 ``replayer.engine.worker``.
 
 Locust packs each message with msgpack. The records inside are named on both sides and cross
@@ -32,7 +35,7 @@ from replayer.engine.plan import Step
 from replayer.engine.ramp import Ramp
 
 __all__ = ["MSG_CONFIG", "MSG_CONFIGURED", "MSG_DONE", "MSG_END", "MSG_START", "MSG_STARTED",
-           "MSG_STEPS", "MSG_STOP", "MSG_SUMMARY", "STEP_FIELDS", "Settings", "send_steps",
+           "MSG_STEPS", "MSG_STOP", "MSG_SUMMARY", "MSG_VALUES", "STEP_FIELDS", "Settings", "send_steps",
            "settings_from_wire", "settings_to_wire", "step_from_wire", "step_to_wire"]
 
 MSG_CONFIG, MSG_CONFIGURED = "rewind_config", "rewind_configured"
@@ -40,6 +43,7 @@ MSG_STEPS = "rewind_steps"
 MSG_START, MSG_STARTED = "rewind_start", "rewind_started"
 MSG_SUMMARY, MSG_DONE = "rewind_summary", "rewind_done"
 MSG_STOP, MSG_END = "rewind_stop", "rewind_end"
+MSG_VALUES = "rewind_values"  # correlation hook: values relayed between workers
 
 BATCH_STEPS = 200  # steps per message
 BATCH_BYTES = 1 << 20  # or fewer, when their bodies add up to this
@@ -61,12 +65,13 @@ class Settings:
     noise: dict[str, list[str]] = field(default_factory=dict)  # endpoint -> learned noisy paths
     baseline_pass: int = 0  # --baseline: 1 keeps each answer on disk, 2 compares with it
     spill_dir: str = ""  # --baseline: where the worker keeps the first pass's answers
+    correlate: dict | None = None  # correlation hook: CorrelateSettings.to_wire(); None: off
 
 
 def step_to_wire(s: Step) -> list:
     """The step as an array in STEP_FIELDS order (spelled out: this runs for every step)."""
     return [s.idx, s.conn, s.due, s.method, s.target, s.headers, s.body, s.endpoint,
-            s.rec_status, s.rec_body, s.rec_body_ok, s.version, s.iteration]
+            s.rec_status, s.rec_body, s.rec_body_ok, s.version, s.iteration, s.corr]
 
 
 def step_from_wire(v: list) -> Step:

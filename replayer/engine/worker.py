@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+import time
 from typing import TYPE_CHECKING
 
 from replayer.engine import wire
@@ -69,6 +70,14 @@ def serve_worker(runner, state: RunState, log) -> None:
         if state.worker is None:
             state.settings = wire.settings_from_wire(data["settings"])
             state.worker = data["worker"]
+            if state.settings.correlate is not None:  # correlation hook
+                from replayer.engine.correlation import CorrelateSettings, build_correlator
+                from replayer.engine.correlation.relaying import Announcer
+
+                state.correlation = build_correlator(
+                    CorrelateSettings.from_wire(state.settings.correlate),
+                    relay=Announcer(lambda d: runner.send_message(wire.MSG_VALUES, d),
+                                    state.worker))
             log.info("replay.worker.configured", worker=state.worker,
                      target=state.settings.target)
         runner.send_message(wire.MSG_CONFIGURED, {"worker": state.worker})
@@ -88,9 +97,17 @@ def serve_worker(runner, state: RunState, log) -> None:
     def on_end(msg, **_kw) -> None:
         state.ended.set()
 
+    def on_values(msg, **_kw) -> None:  # correlation hook: another worker's values
+        d = msg.data
+        if state.correlation is not None:
+            now = time.time()
+            for ref, values, at in d["items"]:  # (replayer.engine.correlation.relaying)
+                state.correlation.receive(ref, values, at, now)
+
     for name, fn in ((wire.MSG_CONFIG, on_config), (wire.MSG_STEPS, on_steps),
                      (wire.MSG_START, on_start),
-                     (wire.MSG_STOP, on_stop), (wire.MSG_END, on_end)):
+                     (wire.MSG_STOP, on_stop), (wire.MSG_END, on_end),
+                     (wire.MSG_VALUES, on_values)):
         runner.register_message(name, fn)
 
 

@@ -33,6 +33,7 @@ def _ticker():
 
 plt = _Pyplot()
 
+from replayer.judge import correlation_report  # noqa: E402
 from replayer.judge.health import health_section  # noqa: E402
 
 __all__ = ["render_html"]
@@ -232,6 +233,7 @@ def render_html(s: dict) -> str:
                             ["endpoint", "requests", "errors", "error rate", "status mismatch",
                              "body mismatch", "p50 ms", "p95 ms", "p99 ms", "status codes",
                              "differing fields"]))
+    parts.append(correlation_report.html_section(s, _table))  # correlation hook
     if s.get("noise"):
         n = s["noise"]
         parts.append(f"<h2>Noise learned from the baseline</h2><p>Fields that differed between "

@@ -18,13 +18,14 @@ from dataclasses import dataclass
 
 import orjson
 
+from replayer.judge import correlation_report
 from replayer.judge.health import HEALTH_LIMITS, health_checks
 
 __all__ = ["Check", "ThresholdsError", "evaluate", "load_thresholds", "parse_thresholds"]
 
 LATENCY = ("p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms")
 RATES = ("error_rate", "status_mismatch_rate", "body_mismatch_rate")
-RUN_ONLY = ("rps", "lag_p99_ms")
+RUN_ONLY = ("rps", "lag_p99_ms", *correlation_report.METRICS)  # correlation: counts
 METRICS = LATENCY + RATES + RUN_ONLY
 OPTIONS = {"per_endpoint": bool, "min_endpoint_requests": int}
 
@@ -90,6 +91,8 @@ def _value(stats: dict, metric: str, run: dict | None) -> float | None:
         return run["totals"]["rps"]
     if metric == "lag_p99_ms":
         return (run.get("lag_ms") or {}).get("p99")
+    if metric in correlation_report.METRICS:  # correlation hook
+        return correlation_report.metric(run, metric)
     raise AssertionError(metric)
 
 

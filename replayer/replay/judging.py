@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from replayer.engine.ramp import step_table
+from replayer.judge import correlation_report
 from replayer.judge.report import write_report
 from replayer.judge.results import summarize
 from replayer.judge.verdict import evaluate
@@ -50,6 +51,9 @@ def judge(opts: Options, src: Input, run: Run, log) -> tuple[dict, ReplayExit]:
     if opts.credentials is not None:  # masked tokens swapped for real values (--credentials)
         summary["plan"]["credentials"] = opts.credentials.summary()
         log.info("replay.credentials", **opts.credentials.summary())
+    summary["correlation"] = correlation_report.section(  # correlation hook
+        run.out.correlation, (), run.learning.stats() if run.learning else None,
+        enabled=run.learning is not None)
     if run.noise is not None:
         summary["noise"] = run.noise.to_json(opts.baseline)
     if run.health is not None:  # the watched series (issue 13: replayer.watch)

@@ -63,6 +63,12 @@ class Options:
     progress_every: float = 5.0
     log_level: str = "info"
     log_format: str = "auto"
+    # correlation hook (replayer/engine/correlation): on unless --no-correlate
+    correlate: bool = True
+    correlate_wait: float = 60.0
+    shift_time: bool = False
+    jwt_key_file: str | None = None
+    jwt_key_env: str | None = None
     # live metrics and target health (issue 13)
     metrics_port: int = 0  # 0: no metrics server
     metrics_addr: str = "0.0.0.0"
@@ -99,6 +105,7 @@ def parse(argv: list[str] | None) -> Options:
             parse_path(path)
         except ValueError as exc:
             p.error(f"--ignore: {exc}")
+    correlate = _check_correlation(p, args)
     thresholds = None
     if args.thresholds:
         try:
@@ -131,7 +138,9 @@ def parse(argv: list[str] | None) -> Options:
         follow=follow, loop=loop, duration=ramp.duration if ramp else args.duration,
         ignore=args.ignore, baseline=args.baseline, credentials=creds, report=args.report,
         thresholds=thresholds, timeout=args.timeout, progress_every=args.progress_every,
-        log_level=args.log_level, log_format=args.log_format,
+        log_level=args.log_level, log_format=args.log_format, correlate=correlate,
+        correlate_wait=args.correlate_wait, shift_time=a.boolean(args.shift_time),
+        jwt_key_file=args.jwt_key, jwt_key_env=args.jwt_key_env,
         metrics_port=args.metrics_port, metrics_addr=args.metrics_addr,
         metrics_linger=args.metrics_linger, watch=watch)
 
@@ -155,6 +164,19 @@ def _watch(p: argparse.ArgumentParser, args, thresholds: dict | None) -> WatchSp
         p.error(f"--thresholds: {', '.join(k for k in HEALTH_LIMITS if k in thresholds)} needs "
                 "something watched: --watch-pid PID or --watch-prometheus URL --watch QUERY")
     return spec if spec.any else None
+
+
+def _check_correlation(p: argparse.ArgumentParser, args) -> bool:
+    """Correlation flags (correlation hook); the key is read here so a bad one fails first."""
+    from replayer.engine.correlation.setup import JwtKeyError, read_jwt_key
+
+    if args.jwt_key and args.jwt_key_env:
+        p.error("give the JWT key once: --jwt-key FILE or --jwt-key-env NAME")
+    try:
+        read_jwt_key(args.jwt_key, args.jwt_key_env)
+    except JwtKeyError as exc:
+        _usage(str(exc))
+    return not a.boolean(args.no_correlate)
 
 
 def _usage(line: str) -> None:

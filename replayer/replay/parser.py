@@ -34,6 +34,10 @@ examples:
   rewind-replay --source capture.jsonl --target http://c:8080 --mode ramp --ramp-start 100 \\
       --ramp-step 100 --ramp-max 2000 --step-duration 30s --slo 'p95<200ms,errors<1%' --report out/
 
+  # a stateful API replayed against a fresh instance: ids, tokens, ETags carried (on by
+  # default), capture-time timestamps moved to now, JWTs re-signed with the test key
+  rewind-replay --source capture.jsonl --target http://fresh:8080 --shift-time --jwt-key key.pem
+
   # shadow traffic: mirror what reaches the stream from now on, until Ctrl-C
   rewind-replay --source redis://redis:6379/0 --stream orders --follow --target http://c:8080
 
@@ -193,6 +197,21 @@ def build_parser() -> argparse.ArgumentParser:
           help="base URL of a known-good deployment: replay the range twice against it first; "
           "body fields that differ between those two runs are noise, ignored per endpoint when "
           "the target's answers are compared (listed in the report)")
+    # correlation hook: flags of replayer/engine/correlation (docs/correlate.md)
+    a.add(p, "--no-correlate", action="store_true", default=False,
+          help="send recorded ids, tokens and ETags as recorded instead of the values the "
+          "target's own answers made (correlation is on by default)")
+    a.add(p, "--correlate-wait", type=a.duration, default="60s",
+          help="how long a request waits for the answer that makes a value it carries; then "
+          "it is sent as recorded and counted unresolved")
+    a.add(p, "--shift-time", action="store_true", default=False,
+          help="move capture-time timestamps in requests (ISO-8601, epoch s/ms, HTTP dates in "
+          "headers, query, JSON, forms) by the replay's offset from the capture")
+    a.add(p, "--jwt-key", default=None,
+          help="file with the key the recorded JWTs were signed with (PEM private key or HMAC "
+          "secret): tokens it verifies are re-signed with iat/nbf/exp moved by the offset")
+    a.add(p, "--jwt-key-env", default=None,
+          help="name of an environment variable holding that key (instead of --jwt-key)")
     a.add(p, "--report", default=None, help="folder for summary.json, report.html, junit.xml")
     a.add(p, "--thresholds", default=None, help="JSON file of limits that decide pass or fail")
     a.add(p, "--timeout", type=a.duration, default="30s", help="per request")

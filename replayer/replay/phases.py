@@ -18,11 +18,13 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
+from replayer.engine.correlation import CorrelateSettings, StreamLearning
 from replayer.engine.dealer import Dealer
 from replayer.engine.follow import Follower, open_follower
 from replayer.engine.live_metrics import served
 from replayer.engine.local_workers import LocalWorkers
 from replayer.engine.master import RunConfig, RunError, RunResult, Stream, run_stream
+from replayer.engine.plan import endpoint_name
 from replayer.engine.ramp import RampMonitor
 from replayer.engine.rewrite import Request
 from replayer.judge.noise import Noise, learn_from_baseline
@@ -46,6 +48,7 @@ class TargetUnreachable(Exception):
 class Input:
     feed: Feed | None = None  # the range (None with --follow)
     follower: Follower | None = None  # --follow: the live stream's reader
+    first_ns: int = 0  # capture time of the range's first record (--shift-time's origin)
 
 
 @dataclass(slots=True)
@@ -56,6 +59,7 @@ class Run:
     noise: Noise | None = None  # --baseline: what was learned
     monitor: RampMonitor | None = None  # ramp mode: the steps' verdicts
     health: dict | None = None  # --watch*: the watched series (replayer.watch.Watcher.stop)
+    learning: StreamLearning | None = None  # correlation hook: what the master learned
 
 
 def read_source(opts: Options, log) -> Input:
@@ -66,11 +70,14 @@ def read_source(opts: Options, log) -> Input:
     feed = Feed(opts.source, stream=opts.stream, window=opts.window)
     records, skipped = 0, {}
     rules = replace(opts.rules, credentials=None)  # the same filters; counts nothing
+    first_ns = None
     for r in feed.records():  # up to the first record that would be sent
         records += 1
+        if first_ns is None:
+            first_ns = r.ts_ns
         req = rules.apply(r)
         if isinstance(req, Request):
-            return Input(feed=feed)
+            return Input(feed=feed, first_ns=first_ns)
         skipped[req] = skipped.get(req, 0) + 1
     detail = ", ".join(f"{k}: {v}" for k, v in sorted(skipped.items()))
     raise NothingToReplay(f"nothing to replay: the range holds {records} records"
@@ -88,10 +95,25 @@ def check_targets(opts: Options) -> None:
             raise TargetUnreachable(f"target {url} is unreachable: {exc.strerror or exc}") from None
 
 
-def _dealer(opts: Options) -> Dealer:
+def _dealer(opts: Options, learn: StreamLearning | None = None) -> Dealer:
     return Dealer(opts.rules, opts.schedule, opts.workers, ramp=opts.ramp,
                   loop=opts.loop or opts.ramp is not None,
-                  due_limit=opts.duration if opts.mode != "max" else None)
+                  due_limit=opts.duration if opts.mode != "max" else None, learn=learn)
+
+
+def _correlate(opts: Options, src: Input) -> tuple[StreamLearning | None, dict | None]:
+    """The master's learner (None: --no-correlate or --follow, which learns nothing) and what
+    the workers' Correlators are told (None: nothing to do; --follow still shifts times and
+    re-signs JWTs when asked)."""
+    learning = None
+    if opts.correlate and src.follower is None:
+        learning = StreamLearning(endpoint_name)
+    if learning is None and not (opts.shift_time or opts.jwt_key_file or opts.jwt_key_env):
+        return None, None
+    return learning, CorrelateSettings(
+        wait_s=opts.correlate_wait, shift_time=opts.shift_time, first_ns=src.first_ns,
+        jwt_key_file=opts.jwt_key_file, jwt_key_env=opts.jwt_key_env,
+        relay_all=opts.workers > 1).to_wire()
 
 
 def _stream(opts: Options, src: Input, dealer: Dealer) -> Stream:
@@ -164,7 +186,9 @@ def run(opts: Options, src: Input, log, *, workdir: str,
             cfg.noise = noise.paths
         # live metrics and target health: the run against --target only
         cfg.live_metrics = live
-        dealer = _dealer(opts)
+        learning, cfg.correlate = _correlate(opts, src)  # correlation hook
+        cfg.values = learning
+        dealer = _dealer(opts, learning)
         watcher = Watcher(opts.watch, log=log.warning).start() if opts.watch else None
         try:
             out = run_stream(_stream(opts, src, dealer), first(cfg), progress=progress)
@@ -172,4 +196,4 @@ def run(opts: Options, src: Input, log, *, workdir: str,
             if watcher is not None:
                 health = watcher.stop(out.t0 if out is not None else None)
     return Run(out=out, started=started, dealer=dealer, noise=noise, monitor=monitor,
-               health=health)
+               health=health, learning=learning)

@@ -16,13 +16,16 @@ with locust_unpatched():
 
 STEP = Step(idx=7, conn="node-a/12/5/99", due=1.5, method="POST", target="/orders?x=1",
             headers=[("Host", "h"), ("X-A", "1")], body=b"\x00\xff", endpoint="POST /orders",
-            rec_status=201, rec_body=b'{"id":1}', rec_body_ok=True, version="1.0", iteration=2)
+            rec_status=201, rec_body=b'{"id":1}', rec_body_ok=True, version="1.0", iteration=2,
+            corr=[["node-a/12/5/99", 3], [], [], [1], None, True])
 # msgpack: [type, {"steps": [[idx, conn, due, method, target, headers, body, endpoint,
-#           rec_status, rec_body, rec_body_ok, version, iteration]]}, node]
+#           rec_status, rec_body, rec_body_ok, version, iteration, corr]]}, node]; corr is
+# replayer/engine/correlation/stepwire.py's [ref, produced, bindings, relay_to, after, awaited]
 STEP_BYTES = bytes.fromhex("""
-93ac726577696e645f737465707381a57374657073919d07ae6e6f64652d612f31322f352f3939cb3ff80000
+93ac726577696e645f737465707381a57374657073919e07ae6e6f64652d612f31322f352f3939cb3ff80000
 00000000a4504f5354ab2f6f72646572733f783d319292a4486f7374a16892a3582d41a131c40200ffac504f
-5354202f6f7264657273ccc9c4087b226964223a317dc3a3312e3002a177""")
+5354202f6f7264657273ccc9c4087b226964223a317dc3a3312e30029692ae6e6f64652d612f31322f352f39
+390390909101c0c3a177""")
 
 RESULT = Result(idx=7, worker=1, due=1.5, sent=1.5005, lag_ms=0.5, wait_ms=0.0, latency_ms=2.25,
                 status=500, error=None, endpoint="POST /orders", status_ok=False, body_ok=None,
@@ -44,14 +47,18 @@ f8020c49ba5e35cb3ff80b439581062581a33530300181a84854545020353030018093000100cb3f
 
 SETTINGS = wire.Settings(target="http://t:8080", ignore=["$..id"], timeout=5.0,
                          duration=60.0, ramp=Ramp(100, 50, 200, 30.0), timed=True,
-                         idle_s=60.0, noise={"GET /a": ["$.now"]}, baseline_pass=2, spill_dir="/w")
+                         idle_s=60.0, noise={"GET /a": ["$.now"]}, baseline_pass=2, spill_dir="/w",
+                         correlate={"wait_s": 60.0, "shift_time": True, "first_ns": 1,
+                                    "jwt_key_file": None, "jwt_key_env": "K", "relay_all": True})
 # [type, {"worker": 1, "settings": {field: value, ...}}, node]: settings travel by name
 SETTINGS_BYTES = bytes.fromhex("""
-93ad726577696e645f636f6e66696782a6776f726b657201a873657474696e67738aa6746172676574ad6874
+93ad726577696e645f636f6e66696782a6776f726b657201a873657474696e67738ba6746172676574ad6874
 74703a2f2f743a38303830a669676e6f726591a5242e2e6964a774696d656f7574cb4014000000000000a864
 75726174696f6ecb404e000000000000a472616d7084a5737461727464a47374657032a36d6178ccc8a67374
 65705f73cb403e000000000000a574696d6564c3a669646c655f73cb404e000000000000a56e6f69736581a6
-474554202f6191a5242e6e6f77ad626173656c696e655f7061737302a97370696c6c5f646972a22f77a16d""")
+474554202f6191a5242e6e6f77ad626173656c696e655f7061737302a97370696c6c5f646972a22f77a9636f
+7272656c61746586a6776169745f73cb404e000000000000aa73686966745f74696d65c3a866697273745f6e
+7301ac6a77745f6b65795f66696c65c0ab6a77745f6b65795f656e76a14ba972656c61795f616c6cc3a16d""")
 
 
 def test_step_bytes_and_back():
