@@ -115,6 +115,17 @@ def follow(url: str, folder: Path, rate: int, seconds: float) -> dict:
             "lag_ms": s["lag_ms"], "scheduler_lag_ms": s["scheduler_lag_ms"]}
 
 
+def measure_correlation(args, result: dict) -> None:
+    with tempfile.TemporaryDirectory(prefix="bench-replay-") as tmp, \
+            nginx("static", access_log=False) as files:  # the stateful range's login answers
+        correlation.serve_files(files.workdir / "www")
+        print("correlation: max mode, 2 workers, stateful range (one pass)", flush=True)
+        result["correlation"] = correlation.measure(replay, write_jsonl, files.url, Path(tmp),
+                                                    requests=args.requests, users=args.users,
+                                                    rounds=args.rounds)
+        print("\n".join(correlation.rows(result["correlation"])), flush=True)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -123,8 +134,9 @@ def main() -> int:
     ap.add_argument("--follow-rate", type=int, default=500,
                     help="--follow: records XADDed per second (0: skip)")
     ap.add_argument("--out", default="bench-results/replay.json", help="JSON output")
-    ap.add_argument("--only", default=None, choices=["correlation"],
-                    help="run one part only (correlation)")
+    ap.add_argument("--only", default=None, choices=["correlation", "max"],
+                    help="run one part only: correlation, or max (max mode: 1 and 2 workers, "
+                    "2 without correlation, plain Locust)")
     ap.add_argument("--requests", type=int, default=20_000,
                     help="correlation: requests in the stateful range")
     ap.add_argument("--users", type=int, default=correlation.USERS,
@@ -136,14 +148,8 @@ def main() -> int:
     result: dict = {"date": datetime.now().isoformat(timespec="seconds"),
                     "host": platform.node(), "cpus": os.cpu_count(), "seconds": args.seconds,
                     "connections": CONNS, "max": {}, "recorded": {}, "plain_locust": {}}
-    with tempfile.TemporaryDirectory(prefix="bench-replay-") as tmp, \
-            nginx("static", access_log=False) as files:  # the stateful range's login answers
-        correlation.serve_files(files.workdir / "www")
-        print("correlation: max mode, 2 workers, stateful range (one pass)", flush=True)
-        result["correlation"] = correlation.measure(replay, write_jsonl, files.url, Path(tmp),
-                                                    requests=args.requests, users=args.users,
-                                                    rounds=args.rounds)
-        print("\n".join(correlation.rows(result["correlation"])), flush=True)
+    if args.only in (None, "correlation"):
+        measure_correlation(args, result)
     if args.only == "correlation":
         write_result(result, args.out)
         return 0
@@ -151,18 +157,24 @@ def main() -> int:
             nginx("return200", access_log=False) as srv:
         work = Path(tmp)
         rng = write_jsonl(work / "max.jsonl", traffic(conns=CONNS, total=5000, rate=1000))
-        for workers in (1, 2):
-            print(f"max mode, {workers} worker(s), {args.seconds:g} s", flush=True)
-            s = replay(rng, srv.url, work / f"max-{workers}", "--mode", "max", "--loop",
-                       "--duration", f"{args.seconds:g}s", "--workers", str(workers))
+        # the default (correlation on) and, on the same range, --no-correlate: what learning
+        # costs on traffic with few carried values
+        for label, workers, extra in ((1, 1, ()), (2, 2, ()),
+                                      ("2, --no-correlate", 2, ("--no-correlate",))):
+            print(f"max mode, {label} worker(s), {args.seconds:g} s", flush=True)
+            s = replay(rng, srv.url, work / f"max-{workers}{'-'.join(extra)}", "--mode", "max",
+                       "--loop", "--duration", f"{args.seconds:g}s", "--workers", str(workers),
+                       *extra)
             t = s["totals"]
-            result["max"][workers] = {"rps": t["rps"], "rps_per_worker": round(t["rps"] / workers),
-                                      "sent": t["sent"], "errors": t["errors"],
-                                      "latency_ms": s["latency_ms"]}
+            result["max"][label] = {"rps": t["rps"], "rps_per_worker": round(t["rps"] / workers),
+                                    "sent": t["sent"], "errors": t["errors"],
+                                    "latency_ms": s["latency_ms"]}
             print(f"  {t['rps']:,.0f} requests/s", flush=True)
         print(f"plain Locust, no wait, {CONNS} users, 1 process", flush=True)
         result["plain_locust"]["max"] = plain_locust(srv.url, work, args.seconds, 0)
         print(f"  {result['plain_locust']['max']['rps']:,.0f} requests/s", flush=True)
+        if args.only == "max":
+            rates, args.follow_rate = [], 0
         for rate in rates:
             print(f"recorded mode at {rate}/s, 2 workers", flush=True)
             rec = write_jsonl(work / f"rec-{rate}.jsonl",
@@ -195,7 +207,7 @@ def table(r: dict) -> str:
     lines = ["| measure | rewind-replay | plain Locust FastHttpUser (1 process) |",
              "|---|---:|---:|"]
     for w, m in r["max"].items():
-        base = f"{pl['max']['rps']:,.0f}" if int(w) == 1 else ""
+        base = f"{pl['max']['rps']:,.0f}" if w == 1 else ""
         lines.append(f"| `max`, {w} worker(s): requests/s (per worker) | {m['rps']:,.0f} "
                      f"({m['rps_per_worker']:,}) | {base} |")
     for rate, m in r["recorded"].items():
