@@ -108,13 +108,15 @@ class Learner:
         texts = [(s, tokens(s.text)) for s in slots]
         identity = self._identity(r, slots)
         bindings = self._uses(r, ref, identity, texts)
-        carried: set[str] = set()  # every piece of the request: its answer echoing one of
-        sent: set[str] = set()  # them makes nothing; what later answers cannot make for this
-        for slot, toks in texts:  # client: strong values anywhere, weak ones as a whole id place
-            carried |= toks
-            sent.update(t for t in toks if strength(t) == STRONG)
+        # What the request carried, read as the uses are: strong values anywhere, weak ones as a
+        # whole id place. Its answer echoing one makes nothing, and later answers cannot make
+        # it for this client. (A weak value elsewhere, {"qty": 3}, is no echo of {"id": 3}.)
+        carried: set[str] = set()
+        for slot, toks in texts:
+            carried.update(t for t in toks if strength(t) == STRONG)
             if slot.id_place and strength(slot.text) == WEAK:
-                sent.add(slot.text)
+                carried.add(slot.text)
+        sent = carried
         for t in sent:
             self._saw(t, identity, r.ts_ns)
         produced = self._productions(r, ref, identity, carried) if 100 <= r.status < 400 else ()

@@ -13,9 +13,10 @@ The rule (docs/correlate.md, "Which values"): a value is
   ``If-Match``/``If-None-Match``). Strong values count wherever they are, also inside longer
   text (a ``Bearer`` header, a cookie list, base64).
 
-The same holds for what the client is taken to have sent first: an earlier ``{"qty": 2}`` does
-not make the server's order id 2 the client's own value. An echo is judged strictly: an answer
-value found anywhere in its own request (``{"qty": 2}`` answered ``{"id": 2}``) is not made.
+The same holds for what the client is taken to have sent first, and for an echo: an earlier
+``{"qty": 2}`` does not make the server's order id 2 the client's own value, and neither does
+``{"qty": 2}`` in the request that ``{"id": 2}`` answers; ``/orders/2`` or ``{"order_id": 2}``
+there would (a weak value counts only as a whole id place, a strong one anywhere).
 """
 
 from __future__ import annotations
