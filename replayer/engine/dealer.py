@@ -45,6 +45,7 @@ _SWEEP_EVERY = 100_000
 class Dealer:
     def __init__(self, rules: Rules, schedule: Schedule, workers: int, *,
                  ramp: Ramp | None = None, loop: bool = False, due_limit: float | None = None,
+                 time_limited: bool = False,
                  on_record: Callable[[Record], None] | None = None,
                  learn: Callable[[Record, Step, int], None] | None = None) -> None:
         self.rules = rules
@@ -52,6 +53,9 @@ class Dealer:
         self.ramp = ramp
         self.loop = loop or ramp is not None
         self.due_limit = due_limit  # nothing due at or after this is dealt (--duration)
+        # max mode with --duration: nothing is ever due later, the Feeder's time limit ends the
+        # dealing, so --loop passes go on until it does
+        self.time_limited = time_limited
         self.on_record = on_record  # correlation hook: records in capture order, first pass
         self.learn = learn  # correlation hook: (record, step, worker) of each first-pass step, in order
         self.worker_of: dict[str, int] = {}
@@ -162,8 +166,8 @@ class Dealer:
             self.end_pass()
             if not self.loop or self.planned == 0:
                 return
-            if self.span <= 0 and self.due_limit is None:  # max mode without --duration: once
-                return
+            if self.span <= 0 and self.due_limit is None and not self.time_limited:
+                return  # max mode without --duration: once
 
 
 def build_plan(records: Iterable[Record], rules: Rules, schedule: Schedule, workers: int,

@@ -98,7 +98,8 @@ def check_targets(opts: Options) -> None:
 def _dealer(opts: Options, learn: StreamLearning | None = None) -> Dealer:
     return Dealer(opts.rules, opts.schedule, opts.workers, ramp=opts.ramp,
                   loop=opts.loop or opts.ramp is not None,
-                  due_limit=opts.duration if opts.mode != "max" else None, learn=learn)
+                  due_limit=opts.duration if opts.mode != "max" else None,
+                  time_limited=opts.duration is not None, learn=learn)
 
 
 def _correlate(opts: Options, src: Input) -> tuple[StreamLearning | None, dict | None]:

@@ -83,6 +83,27 @@ def test_loop_passes_reread_the_source_and_keep_connections_on_their_worker():
     assert seen == records
 
 
+def test_max_mode_loop_with_a_duration_keeps_passing_until_the_feeder_stops():
+    """--mode max --loop --duration: every step is due at 0, so the passes go on until the
+    Feeder's time limit ends the dealing (they stopped after one pass: a 5,000-request range
+    looped for 10 s sent 5,000 requests in 0.3 s); without --duration, one pass."""
+    clock = SimClock()
+    records = traffic(conns=5, total=50, rate=1000)
+    dealer, items = _deal(records, Schedule("max"), loop=True, time_limited=True)
+    sent = []
+
+    def send(w, steps):
+        sent.extend(steps)
+        feeder.add_finished(w, len(steps))
+        clock.sleep(0.01)  # a batch takes the workers 10 ms
+
+    feeder = Feeder(items, send, 2, t0=0.0, timed=False, time_limit=1.0, clock=clock)
+    clock.run(feeder.run)
+    assert feeder.done and len(sent) > 5 * len(records) and max(s.iteration for s in sent) >= 5
+    once, items = _deal(records, Schedule("max"), loop=True)
+    assert len(list(items)) == len(records)
+
+
 def test_summary_tables_are_capped():
     """A thousand different error texts and mismatches keep MAX_KINDS kinds (the rest counted
     under OTHER) and the first EXAMPLES examples; the counts stay exact."""
