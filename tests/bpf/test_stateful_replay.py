@@ -10,14 +10,10 @@ from collections import Counter
 
 import pytest
 
-from ci.stateful_api.traffic import run
-from tests.bpf.conftest import new_stream
-from tests.bpf.test_stateful import KEY, POLICY
-from tests.support.capture import CaptureProcess, StreamReader
+from tests.bpf.test_stateful import ROUNDS, USERS, capture_stateful
 from tests.support.replay import run_replay, write_jsonl
 from tests.support.servers import stateful_api
 
-USERS, ROUNDS = 4, 4
 THRESHOLDS = {"max_status_mismatch_rate": 0.0, "max_body_mismatch_rate": 0.0,
               "max_error_rate": 0.0, "max_unresolved": 0}
 IGNORE = ["--ignore", "$..created_at"]  # a server clock, not state: the only field left out
@@ -27,18 +23,7 @@ IGNORE = ["--ignore", "$..created_at"]  # a server clock, not state: the only fi
 def recording(redis_srv, tmp_path_factory):
     """One capture of the stateful API under mixed multi-user traffic, exported to a file."""
     folder = tmp_path_factory.mktemp("stateful-replay")
-    (folder / "policy.yaml").write_text(POLICY)
-    (folder / "key").write_bytes(KEY)
-    stream = new_stream("stateful-replay")
-    with stateful_api() as srv, CaptureProcess(
-            srv.port, redis_srv.url, stream, "--redact-policy", str(folder / "policy.yaml"),
-            "--redact-key-file", str(folder / "key")) as cap:
-        traffic = run(srv.url, users=USERS, rounds=ROUNDS, reconnect=3)
-        assert not traffic["unexpected"], traffic
-        records = StreamReader(redis_srv.client(), stream).wait(
-            lambda r: True, traffic["requests"], timeout=60)
-        assert len(records) == traffic["requests"], cap.log_text()
-    records.sort(key=lambda r: r.ts_ns)
+    records = capture_stateful(redis_srv, folder, "stateful-replay")
     (folder / "thresholds.json").write_text(json.dumps(THRESHOLDS))
     return write_jsonl(folder / "rec.jsonl", records), folder
 
