@@ -116,8 +116,7 @@ class Learner:
             carried.update(t for t in toks if strength(t) == STRONG)
             if slot.id_place and strength(slot.text) == WEAK:
                 carried.add(slot.text)
-        sent = carried
-        for t in sent:
+        for t in carried:
             self._saw(t, identity, r.ts_ns)
         produced = self._productions(r, ref, identity, carried) if 100 <= r.status < 400 else ()
         after = self._order(r, ref, identity, bool(bindings), bool(bindings or produced))

@@ -133,9 +133,10 @@ class Capture:
         deadline = None if duration_s is None else time.monotonic() + duration_s
         next_tick = time.monotonic() + self.cfg.housekeeping_s
         gap, busy = self.cfg.poll_gap_s, self.cfg.poll_busy
-        look = IdleLook(WAKEUP_MS, self.cfg.idle_look_ms, self.cfg.idle_after_s, time.monotonic())
+        now = time.monotonic()
+        look = IdleLook(WAKEUP_MS, self.cfg.idle_look_ms, self.cfg.idle_after_s, now)
         while not stop.is_set():
-            n = self.probe.poll(100, look_ms=look.timeout_ms(time.monotonic()))
+            n = self.probe.poll(100, look_ms=look.timeout_ms(now))  # one clock read per turn
             if gap and n is not None and n < busy:
                 time.sleep(gap)
             now = time.monotonic()
